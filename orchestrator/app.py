@@ -1,0 +1,70 @@
+"""Assembles the orchestrator: its services, the public app and the ops app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from fleet.store import Store, open_store
+from orchestrator.api.errors import install_error_handlers
+from orchestrator.api.routes import router
+from orchestrator.api.serving import SynthesisService
+from orchestrator.body_limit import BodyLimitMiddleware
+from orchestrator.ops import create_ops_app
+from orchestrator.registry import WorkerRegistry
+from orchestrator.settings import OrchestratorSettings
+from orchestrator.worker_channels import WorkerChannels
+
+
+@dataclass
+class Services:
+    """Everything the apps share; started before and stopped after the HTTP servers."""
+
+    settings: OrchestratorSettings
+    store: Store
+    channels: WorkerChannels
+    registry: WorkerRegistry
+    synthesis: SynthesisService
+
+    @classmethod
+    def create(cls, settings: OrchestratorSettings) -> Services:
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        store = open_store(redis_url)
+        channels = WorkerChannels()
+        registry = WorkerRegistry(
+            store,
+            channels,
+            refresh_seconds=settings.registry_refresh_seconds,
+            static_workers=None if redis_url else settings.workers,
+            static_ttl_seconds=settings.registry_ttl_seconds,
+            default_voice=settings.default_voice,
+        )
+        return cls(
+            settings, store, channels, registry, SynthesisService(settings, registry, channels)
+        )
+
+    async def start(self) -> None:
+        await self.registry.start()
+
+    async def aclose(self) -> None:
+        await self.registry.aclose()
+        await self.channels.aclose()
+        await self.store.aclose()
+
+
+def create_public_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="voice-orchestrator",
+        summary="Streamed speech synthesis over HTTP and into LiveKit rooms.",
+        version="0.1.0",
+    )
+    app.state.synthesis = services.synthesis
+    app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
+    return app
+
+
+def create_apps(services: Services) -> tuple[FastAPI, FastAPI]:
+    return create_public_app(services), create_ops_app(services.registry)

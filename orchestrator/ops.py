@@ -1,0 +1,38 @@
+"""Ops endpoints, served on their own port so they never face the public network."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from orchestrator.registry import WorkerRegistry
+
+
+def create_ops_app(registry: WorkerRegistry) -> FastAPI:
+    app = FastAPI(title="voice-orchestrator ops", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/livez")
+    async def livez() -> dict[str, str]:
+        """The process and its event loop are alive."""
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Ready when the store answers and at least one worker accepts streams."""
+        accepting = [w for w in registry.workers if not w.draining]
+        reason = None
+        if registry.store_error is not None:
+            reason = f"store unavailable: {registry.store_error}"
+        elif not registry.workers:
+            reason = "no TTS worker is registered"
+        elif not accepting:
+            reason = "every registered worker is draining"
+        body = {
+            "ready": reason is None,
+            "reason": reason,
+            "workers": len(registry.workers),
+            "accepting_workers": len(accepting),
+        }
+        return JSONResponse(body, status_code=200 if reason is None else 503)
+
+    return app

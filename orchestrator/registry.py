@@ -1,0 +1,166 @@
+"""The orchestrator's view of the worker fleet: a cache of the store's registry, refreshed
+in the background, and the choice of a worker for each utterance.
+
+Requests read only the cache, so synthesis goes on from the last known registry while the
+store is down; /readyz reports that degraded state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+
+import grpc
+
+from fleet.records import VoiceInfo, WorkerRecord
+from fleet.store import Store, StoreUnavailable
+from orchestrator.worker_channels import WorkerChannels
+from tts_rpc.v1 import tts_pb2
+
+log = logging.getLogger(__name__)
+
+_POLL_TIMEOUT_SECONDS = 1.0
+
+
+class VoiceNotFound(LookupError):
+    """No registered worker has the voice."""
+
+    def __init__(self, voice: str, known: list[str]) -> None:
+        super().__init__(f"voice {voice!r} is not available; available voices: {known}")
+        self.voice = voice
+        self.known = known
+
+
+class NoWorkerAvailable(Exception):
+    """No worker can take the utterance right now; the message says why."""
+
+
+class WorkerRegistry:
+    """Cached registry plus worker selection (least loaded worker that has the voice)."""
+
+    def __init__(
+        self,
+        store: Store,
+        channels: WorkerChannels,
+        *,
+        refresh_seconds: float,
+        static_workers: list[str] | None = None,
+        static_ttl_seconds: float = 5.0,
+        default_voice: str | None = None,
+    ) -> None:
+        self._store = store
+        self._channels = channels
+        self._refresh_seconds = refresh_seconds
+        # Embedded mode has no worker heartbeats: the registry polls these addresses and
+        # writes the same records the workers would, under the same TTL.
+        self._static_workers = static_workers or []
+        self._static_ttl = static_ttl_seconds
+        self._default_voice = default_voice
+        self._workers: list[WorkerRecord] = []
+        self._inflight: Counter[str] = Counter()
+        self._task: asyncio.Task[None] | None = None
+        self.store_error: str | None = None
+        self.refreshed_at: float | None = None
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._refresh_forever(), name="registry-refresh")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def workers(self) -> list[WorkerRecord]:
+        return list(self._workers)
+
+    async def refresh(self) -> None:
+        """Poll static workers (embedded mode), then reload the cache from the store."""
+        if self._static_workers:
+            await asyncio.gather(*(self._poll(a) for a in self._static_workers))
+        try:
+            workers = await self._store.list_workers()
+        except StoreUnavailable as exc:
+            if self.store_error is None:
+                log.warning(
+                    "store unavailable; serving from the cached registry",
+                    extra={"reason": str(exc)},
+                )
+            self.store_error = str(exc)
+            return
+        if self.store_error is not None:
+            log.info("store reachable again")
+        self.store_error = None
+        gone = {w.address for w in self._workers} - {w.address for w in workers}
+        for address in gone:
+            await self._channels.forget(address)
+        self._workers = workers
+        self.refreshed_at = time.monotonic()
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_seconds)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("registry refresh failed")
+
+    async def _poll(self, address: str) -> None:
+        stub = self._channels.stub(address)
+        try:
+            caps = await stub.GetCapabilities(
+                tts_pb2.GetCapabilitiesRequest(), timeout=_POLL_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError:
+            return  # its record simply expires
+        with contextlib.suppress(StoreUnavailable):
+            await self._store.put_worker(
+                WorkerRecord.from_capabilities(caps, address), self._static_ttl
+            )
+
+    # -- selection ----------------------------------------------------------------------
+
+    def voices(self) -> dict[str, VoiceInfo]:
+        """Every voice some live worker offers."""
+        found: dict[str, VoiceInfo] = {}
+        for worker in self._workers:
+            for voice in worker.voices:
+                found.setdefault(voice.name, voice)
+        return found
+
+    def default_voice(self) -> str | None:
+        if self._default_voice:
+            return self._default_voice
+        return self._workers[0].default_voice if self._workers else None
+
+    def pick(self, voice: str, exclude: frozenset[str] = frozenset()) -> WorkerRecord:
+        """The least loaded worker that has the voice, skipping worker ids in exclude."""
+        if not self._workers:
+            raise NoWorkerAvailable("no TTS worker is registered")
+        having = [w for w in self._workers if w.voice(voice) is not None]
+        if not having:
+            raise VoiceNotFound(voice, sorted(self.voices()))
+        candidates = [w for w in having if not w.draining and w.worker_id not in exclude]
+        if not candidates:
+            raise NoWorkerAvailable(f"no worker with voice {voice!r} is accepting streams")
+        return min(candidates, key=self._load)
+
+    def _load(self, worker: WorkerRecord) -> float:
+        # The heartbeat lags behind a burst: this replica's own open streams are exact, so
+        # a burst spreads over workers instead of piling onto the one that looked idle.
+        reported = worker.active_streams + worker.queued_streams
+        busy = max(reported, self._inflight[worker.worker_id])
+        return busy / max(worker.max_streams, 1)
+
+    def opened(self, worker_id: str) -> None:
+        self._inflight[worker_id] += 1
+
+    def closed(self, worker_id: str) -> None:
+        self._inflight[worker_id] -= 1
+        if self._inflight[worker_id] <= 0:
+            del self._inflight[worker_id]

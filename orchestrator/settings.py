@@ -1,0 +1,59 @@
+"""Configuration of the orchestrator. Every field is an environment variable `ORCH_<NAME>`."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OrchestratorSettings(BaseSettings):
+    """Settings of one orchestrator replica; defaults suit the embedded single-node mode."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ORCH_", extra="ignore", use_attribute_docstrings=True
+    )
+
+    host: str = "127.0.0.1"
+    """Address of the public API (use 0.0.0.0 in containers)."""
+    port: int = Field(default=8080, ge=1, le=65535)
+    """Public API port: /synthesize, /v1/audio/speech, /v1/voices."""
+    ops_host: str = "127.0.0.1"
+    """Address of the ops endpoints."""
+    ops_port: int = Field(default=8081, ge=1, le=65535)
+    """Ops port: /livez, /readyz (and /metrics)."""
+    instance_id: str | None = None
+    """Stable name of this replica; defaults to <hostname>-<port>."""
+
+    redis_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ORCH_REDIS_URL", "REDIS_URL")
+    )
+    """Redis shared by the fleet. Unset: the in-process single-node store."""
+    workers: list[str] = Field(default_factory=lambda: ["127.0.0.1:7001"])
+    """Worker addresses polled when there is no Redis (embedded mode); ignored with Redis."""
+    registry_refresh_seconds: float = Field(default=0.5, gt=0)
+    """How often the cached worker registry is refreshed from the store."""
+    registry_ttl_seconds: float = Field(default=5.0, gt=0)
+    """Embedded mode: how long a polled worker stays registered after its last answer."""
+    default_voice: str | None = None
+    """Voice used when a request names none; defaults to the first worker's default voice."""
+    voice_aliases: dict[str, str] = Field(default_factory=dict)
+    """Extra names for voices, e.g. {"alloy": "en_US-joe-medium"} for OpenAI clients."""
+
+    max_text_chars: int = Field(default=5000, ge=1)
+    """Longest text accepted by /synthesize and /v1/audio/speech (longer: 413)."""
+    max_body_bytes: int = Field(default=65536, ge=1024)
+    """Largest request body accepted (larger: 413)."""
+    first_audio_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long to wait for a worker's first frame before trying another worker."""
+    max_attempts: int = Field(default=3, ge=1)
+    """Workers tried for one utterance before its first audio (retry on failure)."""
+
+    log_level: str = "info"
+    """Log level: debug, info, warning or error."""
+    log_json: bool = True
+    """One JSON object per log line; false gives plain text for a terminal."""
+
+    def resolved_instance_id(self) -> str:
+        import socket
+
+        return self.instance_id or f"{socket.gethostname()}-{self.port}"

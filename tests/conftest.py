@@ -1,0 +1,62 @@
+"""Shared fixtures: real Redis, real Piper worker processes, an in-process orchestrator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from orchestrator.cli import Orchestrator
+from orchestrator.settings import OrchestratorSettings
+from tests.processes import RedisServer, WorkerProcess, free_port
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def piper_worker() -> Iterator[WorkerProcess]:
+    """One embedded-mode worker (no Redis) shared by the API tests."""
+    worker = WorkerProcess().start()
+    yield worker
+    worker.stop()
+
+
+def orchestrator_settings(**overrides: object) -> OrchestratorSettings:
+    values: dict[str, object] = {
+        "port": free_port(),
+        "ops_port": free_port(),
+        "workers": [],
+        "registry_refresh_seconds": 0.2,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return OrchestratorSettings.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+async def orchestrator(piper_worker: WorkerProcess) -> AsyncIterator[Orchestrator]:
+    """In-process orchestrator in embedded mode, discovering the shared worker."""
+    orch = Orchestrator(orchestrator_settings(workers=[piper_worker.address]))
+    await orch.start()
+    yield orch
+    await orch.stop()
+
+
+@pytest.fixture(scope="session")
+async def api(orchestrator: Orchestrator) -> AsyncIterator[httpx.AsyncClient]:
+    base = f"http://127.0.0.1:{orchestrator.settings.port}"
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def ops(orchestrator: Orchestrator) -> AsyncIterator[httpx.AsyncClient]:
+    base = f"http://127.0.0.1:{orchestrator.settings.ops_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        yield client

@@ -1,0 +1,85 @@
+"""Both stores pass the same registry suite: the embedded default and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from fleet.memory_store import MemoryStore
+from fleet.records import VoiceInfo, WorkerRecord
+from fleet.redis_store import RedisStore
+from fleet.store import Store, StoreUnavailable
+from tests.processes import RedisServer, free_port
+
+
+def record(worker_id: str, active: int = 0) -> WorkerRecord:
+    return WorkerRecord(
+        worker_id=worker_id,
+        address=f"127.0.0.1:{7000 + len(worker_id)}",
+        engine="piper",
+        voices=(VoiceInfo("en_US-joe-medium", 22050, "en_US"),),
+        default_voice="en_US-joe-medium",
+        max_streams=4,
+        active_streams=active,
+    )
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    redis = RedisStore(server.url, prefix=f"test{free_port()}:")
+    yield redis
+    await redis.aclose()
+
+
+async def test_put_and_list(store: Store) -> None:
+    await store.put_worker(record("a"), ttl_seconds=10)
+    await store.put_worker(record("b"), ttl_seconds=10)
+    await store.put_worker(record("a", active=3), ttl_seconds=10)  # a refresh replaces
+    workers = sorted(await store.list_workers(), key=lambda w: w.worker_id)
+    assert [w.worker_id for w in workers] == ["a", "b"]
+    assert workers[0] == record("a", active=3)
+
+
+async def test_worker_that_stops_heartbeating_drops_out_after_ttl(store: Store) -> None:
+    await store.put_worker(record("steady"), ttl_seconds=10)
+    await store.put_worker(record("silent"), ttl_seconds=0.3)
+    assert {w.worker_id for w in await store.list_workers()} == {"steady", "silent"}
+    await asyncio.sleep(0.5)
+    assert {w.worker_id for w in await store.list_workers()} == {"steady"}
+
+
+async def test_heartbeat_extends_the_ttl(store: Store) -> None:
+    for _ in range(4):
+        await store.put_worker(record("beating"), ttl_seconds=0.3)
+        await asyncio.sleep(0.15)
+    assert [w.worker_id for w in await store.list_workers()] == ["beating"]
+
+
+async def test_remove_is_immediate(store: Store) -> None:
+    await store.put_worker(record("leaving"), ttl_seconds=10)
+    await store.remove_worker("leaving")
+    await store.remove_worker("never-there")
+    assert await store.list_workers() == []
+
+
+async def test_ping(store: Store) -> None:
+    await store.ping()
+
+
+async def test_unreachable_redis_raises_store_unavailable() -> None:
+    redis = RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout_seconds=0.2)
+    try:
+        with pytest.raises(StoreUnavailable):
+            await redis.ping()
+        with pytest.raises(StoreUnavailable):
+            await redis.list_workers()
+        with pytest.raises(StoreUnavailable):
+            await redis.put_worker(record("x"), 1)
+    finally:
+        await redis.aclose()

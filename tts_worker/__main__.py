@@ -1,0 +1,3 @@
+from tts_worker.cli import main
+
+main()

@@ -1,0 +1,39 @@
+"""Bounds how many utterances a worker synthesizes at once, with a bounded wait queue."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+class QueueFull(Exception):
+    """Every slot is busy and the wait queue is full."""
+
+
+class Admission:
+    """A semaphore that refuses to queue more than max_queued waiters."""
+
+    def __init__(self, max_active: int, max_queued: int) -> None:
+        self.max_active = max_active
+        self.max_queued = max_queued
+        self._semaphore = asyncio.Semaphore(max_active)
+        self.active = 0
+        self.queued = 0
+
+    async def acquire(self) -> float:
+        """Wait for a slot; return the seconds spent queued. Raise QueueFull at once when
+        the queue is already full."""
+        if self._semaphore.locked() and self.queued >= self.max_queued:
+            raise QueueFull(f"{self.active} streams active and {self.queued} queued")
+        started = time.perf_counter()
+        self.queued += 1
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self.queued -= 1
+        self.active += 1
+        return time.perf_counter() - started
+
+    def release(self) -> None:
+        self.active -= 1
+        self._semaphore.release()

@@ -1,0 +1,135 @@
+"""Builds and runs the worker: gRPC server, health service, heartbeat, metrics, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import start_http_server
+
+from fleet.store import open_store
+from tts_rpc.v1 import tts_pb2_grpc
+from tts_worker.admission import Admission
+from tts_worker.engines import create_engine
+from tts_worker.heartbeat import heartbeat_forever
+from tts_worker.service import TextToSpeechService
+from tts_worker.settings import WorkerSettings
+from tts_worker.utterance import Limits
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "tts.v1.TextToSpeech"
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class Worker:
+    """One worker process. `start()` binds and serves; `drain()` stops it gracefully."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.worker_id = settings.resolved_worker_id()
+        self.address = settings.resolved_advertise_address()
+        self.executor = ThreadPoolExecutor(
+            settings.inference_threads, thread_name_prefix="inference"
+        )
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            ]
+        )
+        # grpc_health ships an asyncio servicer that its type stubs do not know about.
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self.service: TextToSpeechService | None = None
+        self.port = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._store = open_store(
+            settings.redis_url.get_secret_value() if settings.redis_url else None
+        )
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Loading a voice blocks for a few hundred ms: keep it off the event loop.
+        engine = await loop.run_in_executor(self.executor, create_engine, self.settings)
+        s = self.settings
+        self.service = TextToSpeechService(
+            engine,
+            self.executor,
+            Admission(s.max_concurrent_streams, s.max_queued_streams),
+            Limits(
+                s.min_clause_chars,
+                s.max_segment_chars,
+                s.max_text_chunk_chars,
+                s.max_utterance_chars,
+            ),
+            self.worker_id,
+        )
+        tts_pb2_grpc.add_TextToSpeechServicer_to_server(self.service, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC to {s.host}:{s.port}")
+        await self.server.start()
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if s.metrics_port:
+            start_http_server(s.metrics_port, addr=s.host)
+        if self._store.kind != "memory":
+            self._tasks.append(
+                asyncio.create_task(
+                    heartbeat_forever(
+                        self._store,
+                        self.service.capabilities,
+                        self.address,
+                        s.heartbeat_interval_seconds,
+                        s.registry_ttl_seconds,
+                    ),
+                    name="heartbeat",
+                )
+            )
+        log.info(
+            "worker ready",
+            extra={
+                "worker_id": self.worker_id,
+                "address": self.address,
+                "engine": engine.name,
+                "port": self.port,
+            },
+        )
+
+    async def drain(self) -> None:
+        """Refuse new streams, let active ones finish within the grace period, then stop."""
+        log.info("draining", extra={"grace_seconds": self.settings.drain_grace_seconds})
+        if self.service is not None:
+            self.service.draining = True
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(self.settings.drain_grace_seconds)
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self._store.remove_worker(self.worker_id)
+        await self._store.aclose()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        log.info("stopped")
+
+
+async def serve(settings: WorkerSettings) -> None:
+    """Run until SIGTERM or SIGINT, then drain and return."""
+    worker = Worker(settings)
+    await worker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await worker.drain()

