@@ -70,13 +70,18 @@ class PiperEngine:
     name = "piper"
 
     def __init__(
-        self, available: dict[str, _VoiceFiles], default_voice: str, intra_op_threads: int = 1
+        self,
+        available: dict[str, _VoiceFiles],
+        default_voice: str,
+        intra_op_threads: int = 2,
+        allow_spinning: bool = True,
     ) -> None:
         if default_voice not in available:
             raise ValueError(f"default voice {default_voice!r} not found; have {sorted(available)}")
         self._available = available
         self._default = default_voice
         self._intra_op_threads = intra_op_threads
+        self._allow_spinning = allow_spinning
         self._loaded: dict[str, PiperVoice] = {}
         self._lock = threading.Lock()
         self.load_seconds: dict[str, float] = {}
@@ -88,7 +93,12 @@ class PiperEngine:
             if not settings.voices_dir.is_dir():
                 raise ValueError(f"voices_dir {settings.voices_dir} is not a folder")
             available.update(folder_voice_files(settings.voices_dir))
-        engine = cls(available, settings.default_voice, settings.onnx_intra_op_threads)
+        engine = cls(
+            available,
+            settings.default_voice,
+            settings.onnx_intra_op_threads,
+            settings.onnx_allow_spinning,
+        )
         for name in [settings.default_voice, *settings.preload_voices]:
             engine.load_voice(name)
         return engine
@@ -136,14 +146,15 @@ class PiperEngine:
             yield np.asarray(chunk.audio_float_array, dtype=np.float32)
 
     def _build_voice(self, files: _VoiceFiles) -> PiperVoice:
-        # Our own session instead of PiperVoice.load(): explicit thread counts and no
-        # spinning, so many concurrent streams share two cores without busy-waiting.
+        # Our own session instead of PiperVoice.load(): explicit thread counts, so the
+        # operator decides how a worker shares its cores (see WorkerSettings).
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self._intra_op_threads
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        spin = "1" if self._allow_spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         session = onnxruntime.InferenceSession(
             str(files.model), sess_options=options, providers=["CPUExecutionProvider"]
         )
