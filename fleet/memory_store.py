@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fleet.records import WorkerRecord
 
@@ -16,6 +16,7 @@ class MemoryStore:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._workers: dict[str, tuple[float, WorkerRecord]] = {}
+        self._counters: dict[str, dict[str, float]] = {}
 
     async def ping(self) -> None:
         return None
@@ -32,6 +33,18 @@ class MemoryStore:
         for wid in expired:
             del self._workers[wid]
         return [record for _, record in self._workers.values()]
+
+    async def add_counters(self, key: str, deltas: Mapping[str, float]) -> None:
+        counters = self._counters.setdefault(key, {})
+        for name, delta in deltas.items():
+            counters[name] = counters.get(name, 0.0) + delta
+
+    async def read_counters(self, prefix: str) -> dict[str, dict[str, float]]:
+        return {
+            key[len(prefix) :]: dict(values)
+            for key, values in self._counters.items()
+            if key.startswith(prefix)
+        }
 
     async def aclose(self) -> None:
         return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -62,7 +64,7 @@ class RedisStore:
     async def list_workers(self) -> list[WorkerRecord]:
         try:
             members = await self._redis.smembers(self._workers_key)
-            ids = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+            ids = sorted(_text(m) for m in members)
             if not ids:
                 return []
             raws = await self._redis.mget([self._worker_key(i) for i in ids])
@@ -73,5 +75,33 @@ class RedisStore:
             raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
         return [WorkerRecord.from_json(raw) for raw in raws if raw is not None]
 
+    async def add_counters(self, key: str, deltas: Mapping[str, float]) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for name, delta in deltas.items():
+                    pipe.hincrbyfloat(self._prefix + key, name, delta)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
+
+    async def read_counters(self, prefix: str) -> dict[str, dict[str, float]]:
+        full = self._prefix + prefix
+        try:
+            keys = [key async for key in self._redis.scan_iter(match=f"{full}*", count=500)]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hgetall(key)
+                hashes = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
+        return {
+            _text(key)[len(full) :]: {_text(k): float(v) for k, v in values.items()}
+            for key, values in zip(keys, hashes, strict=True)
+        }
+
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

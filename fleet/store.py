@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from fleet.records import WorkerRecord
@@ -27,6 +28,12 @@ class Store(Protocol):
 
     async def list_workers(self) -> list[WorkerRecord]:
         """Every worker whose heartbeat has not expired."""
+
+    async def add_counters(self, key: str, deltas: Mapping[str, float]) -> None:
+        """Atomically add each delta to the named field of the hash at key."""
+
+    async def read_counters(self, prefix: str) -> dict[str, dict[str, float]]:
+        """Every counter hash whose key starts with prefix, keyed by the rest of the key."""
 
     async def aclose(self) -> None:
         """Release connections."""

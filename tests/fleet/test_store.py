@@ -83,3 +83,17 @@ async def test_unreachable_redis_raises_store_unavailable() -> None:
             await redis.put_worker(record("x"), 1)
     finally:
         await redis.aclose()
+
+
+async def test_counters_add_up_and_read_by_prefix(store: Store) -> None:
+    """Counter hashes: concurrent increments add, and a prefix read finds every instance."""
+    await asyncio.gather(
+        *(store.add_counters("m:replica-a", {"requests": 1.0, "seconds": 0.25}) for _ in range(20))
+    )
+    await store.add_counters("m:replica-b", {"requests": 3.0})
+    await store.add_counters("other:x", {"requests": 100.0})
+    counters = await store.read_counters("m:")
+    assert counters == {
+        "replica-a": {"requests": 20.0, "seconds": 5.0},
+        "replica-b": {"requests": 3.0},
+    }
