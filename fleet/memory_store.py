@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from fleet.records import WorkerRecord
-
 
 class MemoryStore:
     """Dictionary-backed store with the same expiry semantics as the Redis one."""
@@ -15,24 +13,30 @@ class MemoryStore:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._workers: dict[str, tuple[float, WorkerRecord]] = {}
         self._counters: dict[str, dict[str, float]] = {}
+        self._records: dict[str, dict[str, tuple[float | None, str]]] = {}
 
     async def ping(self) -> None:
         return None
 
-    async def put_worker(self, record: WorkerRecord, ttl_seconds: float) -> None:
-        self._workers[record.worker_id] = (self._clock() + ttl_seconds, record)
+    async def put_record(self, kind: str, key: str, value: str, ttl_seconds: float | None) -> None:
+        deadline = None if ttl_seconds is None else self._clock() + ttl_seconds
+        self._records.setdefault(kind, {})[key] = (deadline, value)
 
-    async def remove_worker(self, worker_id: str) -> None:
-        self._workers.pop(worker_id, None)
+    async def get_record(self, kind: str, key: str) -> str | None:
+        return (await self.list_records(kind)).get(key)
 
-    async def list_workers(self) -> list[WorkerRecord]:
+    async def list_records(self, kind: str) -> dict[str, str]:
+        records = self._records.get(kind, {})
         now = self._clock()
-        expired = [wid for wid, (deadline, _) in self._workers.items() if deadline <= now]
-        for wid in expired:
-            del self._workers[wid]
-        return [record for _, record in self._workers.values()]
+        for key in [
+            k for k, (deadline, _) in records.items() if deadline is not None and deadline <= now
+        ]:
+            del records[key]
+        return {key: value for key, (_, value) in records.items()}
+
+    async def remove_record(self, kind: str, key: str) -> None:
+        self._records.get(kind, {}).pop(key, None)
 
     async def add_counters(self, key: str, deltas: Mapping[str, float]) -> None:
         counters = self._counters.setdefault(key, {})

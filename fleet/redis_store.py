@@ -7,16 +7,13 @@ from collections.abc import Mapping
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from fleet.records import WorkerRecord
 from fleet.store import StoreUnavailable
 
 
 class RedisStore:
-    """Worker registry in Redis: one expiring key per worker plus a set of worker ids.
-
-    The set lets readers list workers without SCAN; ids whose key has expired are
-    pruned from it by whoever lists next.
-    """
+    """Records in Redis: one (optionally expiring) key per record plus a set of keys per
+    kind, so readers list a kind without SCAN; keys whose record expired are pruned from the
+    set by whoever lists next. Counters are hashes updated with HINCRBYFLOAT."""
 
     kind = "redis"
 
@@ -28,10 +25,6 @@ class RedisStore:
             decode_responses=False,
         )
         self._prefix = prefix
-        self._workers_key = f"{prefix}workers"
-
-    def _worker_key(self, worker_id: str) -> str:
-        return f"{self._prefix}worker:{worker_id}"
 
     async def ping(self) -> None:
         try:
@@ -39,41 +32,50 @@ class RedisStore:
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
 
-    async def put_worker(self, record: WorkerRecord, ttl_seconds: float) -> None:
+    def _record_key(self, kind: str, key: str) -> str:
+        return f"{self._prefix}{kind}:{key}"
+
+    def _index_key(self, kind: str) -> str:
+        return f"{self._prefix}{kind}-index"
+
+    async def put_record(self, kind: str, key: str, value: str, ttl_seconds: float | None) -> None:
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(
-                    self._worker_key(record.worker_id),
-                    record.to_json(),
-                    px=max(int(ttl_seconds * 1000), 1),
-                )
-                pipe.sadd(self._workers_key, record.worker_id)
+                ttl_ms = None if ttl_seconds is None else max(int(ttl_seconds * 1000), 1)
+                pipe.set(self._record_key(kind, key), value, px=ttl_ms)
+                pipe.sadd(self._index_key(kind), key)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
 
-    async def remove_worker(self, worker_id: str) -> None:
+    async def get_record(self, kind: str, key: str) -> str | None:
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(self._worker_key(worker_id))
-                pipe.srem(self._workers_key, worker_id)
-                await pipe.execute()
+            raw = await self._redis.get(self._record_key(kind, key))
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
+        return None if raw is None else _text(raw)
 
-    async def list_workers(self) -> list[WorkerRecord]:
+    async def list_records(self, kind: str) -> dict[str, str]:
         try:
-            members = await self._redis.smembers(self._workers_key)
-            ids = sorted(_text(m) for m in members)
-            if not ids:
-                return []
-            raws = await self._redis.mget([self._worker_key(i) for i in ids])
-            gone = [wid for wid, raw in zip(ids, raws, strict=True) if raw is None]
+            keys = sorted(_text(m) for m in await self._redis.smembers(self._index_key(kind)))
+            if not keys:
+                return {}
+            raws = await self._redis.mget([self._record_key(kind, k) for k in keys])
+            gone = [k for k, raw in zip(keys, raws, strict=True) if raw is None]
             if gone:
-                await self._redis.srem(self._workers_key, *gone)
+                await self._redis.srem(self._index_key(kind), *gone)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
-        return [WorkerRecord.from_json(raw) for raw in raws if raw is not None]
+        return {k: _text(raw) for k, raw in zip(keys, raws, strict=True) if raw is not None}
+
+    async def remove_record(self, kind: str, key: str) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._record_key(kind, key))
+                pipe.srem(self._index_key(kind), key)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
 
     async def add_counters(self, key: str, deltas: Mapping[str, float]) -> None:
         try:

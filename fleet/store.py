@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from fleet.records import WorkerRecord
-
 
 class StoreUnavailable(Exception):
     """The store cannot be reached (Redis down, connection refused, timeout)."""
@@ -20,14 +18,17 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise StoreUnavailable when the store cannot serve requests."""
 
-    async def put_worker(self, record: WorkerRecord, ttl_seconds: float) -> None:
-        """Register or refresh a worker; it disappears ttl_seconds after its last refresh."""
+    async def put_record(self, kind: str, key: str, value: str, ttl_seconds: float | None) -> None:
+        """Store a JSON record under (kind, key); with a TTL it expires unless refreshed."""
 
-    async def remove_worker(self, worker_id: str) -> None:
-        """Drop a worker at once (clean shutdown)."""
+    async def get_record(self, kind: str, key: str) -> str | None:
+        """The record, or None when absent or expired."""
 
-    async def list_workers(self) -> list[WorkerRecord]:
-        """Every worker whose heartbeat has not expired."""
+    async def list_records(self, kind: str) -> dict[str, str]:
+        """Every live record of a kind, by key."""
+
+    async def remove_record(self, kind: str, key: str) -> None:
+        """Delete a record (no error when absent)."""
 
     async def add_counters(self, key: str, deltas: Mapping[str, float]) -> None:
         """Atomically add each delta to the named field of the hash at key."""

@@ -17,6 +17,7 @@ import grpc
 
 from fleet.records import VoiceInfo, WorkerRecord
 from fleet.store import Store, StoreUnavailable
+from fleet.workers import list_workers, put_worker
 from orchestrator.worker_channels import WorkerChannels
 from tts_rpc.v1 import tts_pb2
 
@@ -84,7 +85,7 @@ class WorkerRegistry:
         if self._static_workers:
             await asyncio.gather(*(self._poll(a) for a in self._static_workers))
         try:
-            workers = await self._store.list_workers()
+            workers = await list_workers(self._store)
         except StoreUnavailable as exc:
             if self.store_error is None:
                 log.warning(
@@ -119,8 +120,8 @@ class WorkerRegistry:
         except grpc.aio.AioRpcError:
             return  # its record simply expires
         with contextlib.suppress(StoreUnavailable):
-            await self._store.put_worker(
-                WorkerRecord.from_capabilities(caps, address), self._static_ttl
+            await put_worker(
+                self._store, WorkerRecord.from_capabilities(caps, address), self._static_ttl
             )
 
     # -- selection ----------------------------------------------------------------------

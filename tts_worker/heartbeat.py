@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from fleet.records import WorkerRecord
 from fleet.store import Store, StoreUnavailable
+from fleet.workers import put_worker
 from tts_rpc.v1 import tts_pb2
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ async def heartbeat_forever(
     healthy = True
     while True:
         try:
-            await store.put_worker(
-                WorkerRecord.from_capabilities(capabilities(), address), ttl_seconds
+            await put_worker(
+                store, WorkerRecord.from_capabilities(capabilities(), address), ttl_seconds
             )
             if not healthy:
                 log.info("heartbeat restored")

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from fleet.store import open_store
+from fleet.workers import remove_worker
 from tts_rpc.v1 import tts_pb2_grpc
 from tts_worker.admission import Admission
 from tts_worker.engines import create_engine
@@ -117,7 +118,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         with contextlib.suppress(Exception):
-            await self._store.remove_worker(self.worker_id)
+            await remove_worker(self._store, self.worker_id)
         await self._store.aclose()
         self.executor.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
