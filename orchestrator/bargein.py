@@ -1,0 +1,87 @@
+"""Barge-in decisions: when the listener talks over the agent, pause at once, then either
+resume (a false interruption: a short sound, then silence) or cancel (real speech).
+
+Pure logic driven by voice-activity updates; every time is in seconds on the VAD's clock
+(seconds of user audio processed), so tests replay exact timelines without a real clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Action(enum.Enum):
+    NONE = "none"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+
+
+class AgentState(enum.Enum):
+    IDLE = "idle"  # nothing to say
+    SPEAKING = "speaking"
+    PAUSED = "paused"  # the listener started talking; deciding between resume and cancel
+
+
+@dataclass(frozen=True)
+class BargeInSettings:
+    min_interruption_seconds: float = 0.3
+    """User speech at least this long turns a pause into a cancel."""
+    false_interruption_silence_seconds: float = 0.4
+    """Silence after shorter speech that resumes the paused utterance."""
+
+
+@dataclass(frozen=True)
+class VadUpdate:
+    """One voice-activity reading of the listener's audio."""
+
+    at: float
+    speech_seconds: float  # speech in the current user turn, trailing silence excluded
+    silence_seconds: float  # consecutive silence up to now
+
+
+class BargeInController:
+    """State machine for one session's agent speech."""
+
+    def __init__(self, settings: BargeInSettings) -> None:
+        self.settings = settings
+        self.state = AgentState.IDLE
+        self.interruptible = True
+        self.paused_at: float | None = None
+        self.user_speaking = False
+
+    def agent_started(self, interruptible: bool) -> None:
+        self.state = AgentState.SPEAKING
+        self.interruptible = interruptible
+        self.paused_at = None
+
+    def agent_finished(self) -> None:
+        self.state = AgentState.IDLE
+        self.paused_at = None
+
+    def user_speech_started(self, at: float) -> Action:
+        """Speech onset from the VAD: pause an interruptible utterance at once."""
+        self.user_speaking = True
+        if self.state is AgentState.SPEAKING and self.interruptible:
+            self.state = AgentState.PAUSED
+            self.paused_at = at
+            return Action.PAUSE
+        return Action.NONE
+
+    def user_speech_stopped(self, at: float) -> None:
+        self.user_speaking = False
+
+    def update(self, reading: VadUpdate) -> Action:
+        """Decide from each VAD reading instead of waiting for its end-of-speech event, which
+        only comes after the VAD's own (longer) silence window."""
+        if self.state is not AgentState.PAUSED:
+            return Action.NONE
+        if reading.speech_seconds >= self.settings.min_interruption_seconds:
+            self.state = AgentState.IDLE
+            return Action.CANCEL
+        if reading.silence_seconds >= self.settings.false_interruption_silence_seconds:
+            self.state = AgentState.SPEAKING
+            self.paused_at = None
+            return Action.RESUME
+        return Action.NONE
