@@ -10,9 +10,11 @@ from fleet.store import Store, open_store
 from orchestrator.api.errors import install_error_handlers
 from orchestrator.api.routes import router
 from orchestrator.api.serving import SynthesisService
+from orchestrator.api.session_routes import router as session_router
 from orchestrator.body_limit import BodyLimitMiddleware
 from orchestrator.ops import create_ops_app
 from orchestrator.registry import WorkerRegistry
+from orchestrator.session_manager import SessionManager
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.worker_channels import WorkerChannels
 
@@ -26,6 +28,7 @@ class Services:
     channels: WorkerChannels
     registry: WorkerRegistry
     synthesis: SynthesisService
+    sessions: SessionManager
 
     @classmethod
     def create(cls, settings: OrchestratorSettings) -> Services:
@@ -41,13 +44,20 @@ class Services:
             default_voice=settings.default_voice,
         )
         return cls(
-            settings, store, channels, registry, SynthesisService(settings, registry, channels)
+            settings,
+            store,
+            channels,
+            registry,
+            SynthesisService(settings, registry, channels),
+            SessionManager(settings, store, registry, channels),
         )
 
     async def start(self) -> None:
         await self.registry.start()
+        await self.sessions.start()
 
     async def aclose(self) -> None:
+        await self.sessions.aclose()
         await self.registry.aclose()
         await self.channels.aclose()
         await self.store.aclose()
@@ -60,7 +70,9 @@ def create_public_app(services: Services) -> FastAPI:
         version="0.1.0",
     )
     app.state.synthesis = services.synthesis
+    app.state.sessions = services.sessions
     app.include_router(router)
+    app.include_router(session_router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     return app

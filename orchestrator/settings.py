@@ -48,6 +48,40 @@ class OrchestratorSettings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     """Workers tried for one utterance before its first audio (retry on failure)."""
 
+    advertise_url: str | None = None
+    """URL other replicas use to reach this one's public API (forwarded session calls);
+    defaults to http://<host>:<port>."""
+    replica_ttl_seconds: float = Field(default=5.0, gt=0)
+    """How long a replica's heartbeat outlives it; its sessions are then marked failed."""
+
+    livekit_url: str = "ws://127.0.0.1:7880"
+    """LiveKit server the agent connects to."""
+    livekit_public_url: str | None = None
+    """LiveKit URL handed to clients with their token; defaults to livekit_url."""
+    livekit_api_key: str = "devkey"
+    """LiveKit API key (the dev server's key by default; set a real one in production)."""
+    livekit_api_secret: SecretStr = SecretStr("secret")
+    """LiveKit API secret (the dev server's secret by default; set a real one in production)."""
+    livekit_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    """How long joining a room may take before POST /sessions answers 503."""
+    user_token_ttl_seconds: int = Field(default=600, ge=10, le=86400)
+    """Lifetime of the user token returned by POST /sessions."""
+    listener_wait_seconds: float = Field(default=30.0, gt=0)
+    """How long an utterance waits for someone to subscribe to the agent's audio."""
+    playout_queue_ms: int = Field(default=100, ge=20, le=1000)
+    """Audio buffered inside LiveKit's source; the most that can play after a pause."""
+    bargein_min_interruption_seconds: float = Field(default=0.3, gt=0)
+    """User speech at least this long cancels the paused utterance; shorter is a false
+    interruption."""
+    bargein_false_interruption_silence_seconds: float = Field(default=0.4, gt=0)
+    """Silence after a short interruption that resumes the utterance."""
+    vad_activation_threshold: float = Field(default=0.5, gt=0, lt=1)
+    """Silero speech probability that counts as speech."""
+    vad_min_speech_seconds: float = Field(default=0.05, ge=0.032)
+    """Speech needed before the VAD reports an onset (one window is 32 ms)."""
+    max_sessions: int = Field(default=100, ge=1)
+    """Sessions this replica hosts at once; more get 503."""
+
     log_level: str = "info"
     """Log level: debug, info, warning or error."""
     log_json: bool = True

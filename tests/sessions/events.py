@@ -1,0 +1,56 @@
+"""Follows a session's server-sent events in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+import httpx
+
+
+class EventLog:
+    """Collects events from GET /sessions/{id}/events, with their local arrival times."""
+
+    def __init__(self, api: httpx.AsyncClient, session_id: str) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._follow(api, session_id), name="sse-follow")
+
+    async def _follow(self, api: httpx.AsyncClient, session_id: str) -> None:
+        async with api.stream("GET", f"/sessions/{session_id}/events") as response:
+            response.raise_for_status()
+            data = None
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    data = json.loads(line[6:])
+                elif not line and data is not None:
+                    data["received"] = time.perf_counter()
+                    self.events.append(data)
+                    data = None
+                    self._changed.set()
+
+    async def wait(self, kind: str, timeout: float = 30.0, **match: Any) -> dict[str, Any]:
+        """The first event of a kind whose fields match, waiting for it if needed."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for event in self.events:
+                if event["type"] == kind and all(event.get(k) == v for k, v in match.items()):
+                    return event
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                kinds = [e["type"] for e in self.events]
+                raise AssertionError(f"no {kind} event {match} within {timeout}s; saw {kinds}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == kind]
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task

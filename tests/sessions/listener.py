@@ -1,0 +1,101 @@
+"""A listener built on the livekit rtc SDK: joins with the token POST /sessions returned,
+records the agent's audio with arrival times, and talks back into the room."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from livekit import rtc
+
+RATE = 48000
+FRAME = RATE // 100  # 10 ms
+
+
+@dataclass
+class Recording:
+    chunks: list[npt.NDArray[np.int16]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # perf_counter per chunk
+
+    def pcm(self) -> npt.NDArray[np.int16]:
+        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
+
+    def sample_at(self, moment: float) -> int:
+        """Samples received before a perf_counter moment."""
+        total = 0
+        for chunk, arrived in zip(self.chunks, self.arrivals, strict=True):
+            if arrived > moment:
+                break
+            total += len(chunk)
+        return total
+
+
+class Listener:
+    """The user side of a session."""
+
+    def __init__(self) -> None:
+        self.room = rtc.Room()
+        self.recording = Recording()
+        self.source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._speech: asyncio.Queue[npt.NDArray[np.int16]] = asyncio.Queue()
+        self.subscribed = asyncio.Event()
+        self.speech_started_at: float | None = None  # perf_counter when a talk() began
+
+    async def join(self, url: str, token: str) -> None:
+        self.room.on("track_subscribed", self._on_track)
+        await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
+        track = rtc.LocalAudioTrack.create_audio_track("mic", self.source)
+        await self.room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
+        self._tasks.append(asyncio.create_task(self._microphone(), name="listener-mic"))
+
+    def _on_track(
+        self, track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            self._tasks.append(asyncio.create_task(self._record(track), name="listener-rec"))
+
+    async def _record(self, track: rtc.Track) -> None:
+        stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
+        self.subscribed.set()
+        try:
+            async for event in stream:
+                self.recording.chunks.append(np.frombuffer(event.frame.data, dtype=np.int16).copy())
+                self.recording.arrivals.append(time.perf_counter())
+        finally:
+            await stream.aclose()
+
+    async def _microphone(self) -> None:
+        """Publish continuous audio: silence, with queued speech mixed in when asked."""
+        pending = np.zeros(0, np.int16)
+        while True:
+            if not pending.size and not self._speech.empty():
+                pending = self._speech.get_nowait()
+                self.speech_started_at = time.perf_counter()
+            chunk = pending[:FRAME] if pending.size else np.zeros(FRAME, np.int16)
+            pending = pending[FRAME:]
+            if len(chunk) < FRAME:
+                chunk = np.pad(chunk, (0, FRAME - len(chunk)))
+            await self.source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, FRAME))
+
+    def talk(self, pcm: npt.NDArray[np.int16]) -> None:
+        """Say this (48 kHz mono) into the room as soon as the current audio allows."""
+        self._speech.put_nowait(pcm)
+
+    async def chat(self, text: str) -> None:
+        await self.room.local_participant.send_text(text, topic="lk.chat")
+
+    async def leave(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.room.disconnect()
+        await self.source.aclose()

@@ -1,0 +1,89 @@
+"""A real listener (livekit rtc SDK) in a real livekit-server room hears the agent speak."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.audio_checks import Pcm, transcribe, word_error_rate
+from tests.sessions.events import EventLog
+from tests.sessions.listener import RATE, Listener
+
+LONG_TEXT = (
+    "Welcome to the support line. Your parcel left our warehouse this morning, "
+    "and the driver expects to reach your street late in the afternoon."
+)
+
+
+@dataclass
+class Joined:
+    session_id: str
+    listener: Listener
+    events: EventLog
+    created: dict[str, object]
+
+
+@pytest.fixture
+async def joined(session_api: httpx.AsyncClient) -> AsyncIterator[Joined]:
+    created = (await session_api.post("/sessions", json={})).json()
+    listener = Listener()
+    events = EventLog(session_api, created["session_id"])
+    await listener.join(created["url"], created["token"])
+    yield Joined(created["session_id"], listener, events, created)
+    await listener.leave()
+    await events.aclose()
+    await session_api.delete(f"/sessions/{created['session_id']}")
+
+
+async def test_listener_hears_a_long_utterance(
+    session_api: httpx.AsyncClient, joined: Joined
+) -> None:
+    response = await session_api.post(
+        f"/sessions/{joined.session_id}/say", json={"text": LONG_TEXT}
+    )
+    assert response.status_code == 202
+    utterance_id = response.json()["utterance_id"]
+    await joined.events.wait("speech_started", utterance_id=utterance_id)
+    finished = await joined.events.wait("finished", timeout=60, utterance_id=utterance_id)
+    heard = transcribe(Pcm(joined.listener.recording.pcm(), RATE))
+    assert word_error_rate(LONG_TEXT, heard) <= 0.2, heard
+    assert finished["position_seconds"] > 5.0
+
+
+async def test_streamed_text_is_spoken_as_it_arrives(
+    session_api: httpx.AsyncClient, joined: Joined
+) -> None:
+    """Text sent in chunks, as an LLM produces it, plays before the last chunk is sent."""
+    first = await session_api.post(
+        f"/sessions/{joined.session_id}/say",
+        json={"text": "Let me check that for you, ", "final": False},
+    )
+    utterance_id = first.json()["utterance_id"]
+    path = f"/sessions/{joined.session_id}/utterances/{utterance_id}/text"
+    for chunk in ["it will only ", "take a moment. ", "Your booking is confirmed "]:
+        assert (await session_api.post(path, json={"text": chunk})).status_code == 202
+    await joined.events.wait("speech_started", utterance_id=utterance_id)
+    assert (
+        await session_api.post(path, json={"text": "for Friday.", "final": True})
+    ).status_code == 202
+    await joined.events.wait("finished", timeout=60, utterance_id=utterance_id)
+    late = await session_api.post(path, json={"text": "more"})
+    assert late.status_code == 409
+    heard = transcribe(Pcm(joined.listener.recording.pcm(), RATE))
+    expected = (
+        "Let me check that for you, it will only take a moment. "
+        "Your booking is confirmed for Friday."
+    )
+    assert word_error_rate(expected, heard) <= 0.25, heard
+
+
+async def test_chat_messages_are_spoken(session_api: httpx.AsyncClient, joined: Joined) -> None:
+    await joined.listener.subscribed.wait()
+    await joined.listener.chat("Read this message aloud please.")
+    chat = await joined.events.wait("chat_received")
+    await joined.events.wait("finished", timeout=60, utterance_id=chat["utterance_id"])
+    heard = transcribe(Pcm(joined.listener.recording.pcm(), RATE))
+    assert word_error_rate("Read this message aloud please.", heard) <= 0.2, heard
