@@ -12,6 +12,7 @@ from orchestrator.api.routes import router
 from orchestrator.api.serving import SynthesisService
 from orchestrator.api.session_routes import router as session_router
 from orchestrator.body_limit import BodyLimitMiddleware
+from orchestrator.fleet_metrics import FleetMetrics, RequestMetricsMiddleware
 from orchestrator.ops import create_ops_app
 from orchestrator.registry import WorkerRegistry
 from orchestrator.session_manager import SessionManager
@@ -29,6 +30,7 @@ class Services:
     registry: WorkerRegistry
     synthesis: SynthesisService
     sessions: SessionManager
+    metrics: FleetMetrics
 
     @classmethod
     def create(cls, settings: OrchestratorSettings) -> Services:
@@ -43,16 +45,25 @@ class Services:
             static_ttl_seconds=settings.registry_ttl_seconds,
             default_voice=settings.default_voice,
         )
+        metrics = FleetMetrics(
+            store,
+            settings.resolved_instance_id(),
+            sla_first_audio_seconds=settings.sla_first_audio_seconds,
+            flush_seconds=settings.metrics_flush_seconds,
+            registry=registry,
+        )
         return cls(
             settings,
             store,
             channels,
             registry,
-            SynthesisService(settings, registry, channels),
+            SynthesisService(settings, registry, channels, metrics=metrics),
             SessionManager(settings, store, registry, channels),
+            metrics=metrics,
         )
 
     async def start(self) -> None:
+        await self.metrics.start()
         await self.registry.start()
         await self.sessions.start()
 
@@ -60,6 +71,7 @@ class Services:
         await self.sessions.aclose()
         await self.registry.aclose()
         await self.channels.aclose()
+        await self.metrics.aclose()
         await self.store.aclose()
 
 
@@ -75,8 +87,10 @@ def create_public_app(services: Services) -> FastAPI:
     app.include_router(session_router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
+    # Outermost: counts every request, the body limit's 413s included.
+    app.add_middleware(RequestMetricsMiddleware, metrics=services.metrics)
     return app
 
 
 def create_apps(services: Services) -> tuple[FastAPI, FastAPI]:
-    return create_public_app(services), create_ops_app(services.registry)
+    return create_public_app(services), create_ops_app(services.registry, services.metrics)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from fleet.store import StoreUnavailable
+from orchestrator.fleet_metrics import FleetMetrics
 from orchestrator.registry import WorkerRegistry
 
 
-def create_ops_app(registry: WorkerRegistry) -> FastAPI:
+def create_ops_app(registry: WorkerRegistry, metrics: FleetMetrics | None = None) -> FastAPI:
     app = FastAPI(title="voice-orchestrator ops", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/livez")
@@ -34,5 +37,21 @@ def create_ops_app(registry: WorkerRegistry) -> FastAPI:
             "accepting_workers": len(accepting),
         }
         return JSONResponse(body, status_code=200 if reason is None else 503)
+
+    if metrics is not None:
+
+        @app.get("/metrics")
+        async def prometheus_metrics() -> Response:
+            """This replica's series in Prometheus text format. Rendered on the event loop
+            (about a millisecond, no store round trip) so it reads a consistent snapshot."""
+            return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+        @app.get("/metrics/summary")
+        async def metrics_summary() -> JSONResponse:
+            """The fleet view from the store: every replica's counts, SLA, percentiles."""
+            try:
+                return JSONResponse(await metrics.summary())
+            except StoreUnavailable as exc:
+                return JSONResponse({"error": f"store unavailable: {exc}"}, status_code=503)
 
     return app

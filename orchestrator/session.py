@@ -153,7 +153,10 @@ class VoiceSession:
             )
             track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self._source)
             self._publication = await self._room.local_participant.publish_track(
-                track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+                track,
+                # DTX stays off (stated, not left to a default): synthesized speech has short
+                # pauses that DTX would gate, clipping word onsets.
+                rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE, dtx=False),
             )
         except BaseException:
             await self._teardown()

@@ -82,6 +82,11 @@ class OrchestratorSettings(BaseSettings):
     max_sessions: int = Field(default=100, ge=1)
     """Sessions this replica hosts at once; more get 503."""
 
+    sla_first_audio_seconds: float = Field(default=0.5, gt=0)
+    """First audio later than this counts as an SLA violation (voiceorch_sla_violations_total)."""
+    metrics_flush_seconds: float = Field(default=1.0, gt=0)
+    """How often this replica adds its new metric counts to the store (kept while it is down)."""
+
     log_level: str = "info"
     """Log level: debug, info, warning or error."""
     log_json: bool = True

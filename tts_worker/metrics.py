@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import importlib
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 # Fine low buckets: first-frame and per-clause inference times live between 5 and 500 ms.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
@@ -26,9 +35,9 @@ QUEUE_SECONDS = Histogram(
 )
 INFERENCE_SECONDS = Histogram(
     "voiceorch_worker_inference_seconds",
-    "Engine compute time per produced chunk.",
+    "Engine compute time per utterance, summed over its sentences and clauses.",
     ["engine"],
-    buckets=LATENCY_BUCKETS,
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0),
 )
 FIRST_FRAME_SECONDS = Histogram(
     "voiceorch_worker_first_frame_seconds",
@@ -50,3 +59,77 @@ VOICE_LOAD_SECONDS = Gauge(
     "Time the last load of a voice took.",
     ["engine", "voice"],
 )
+MAX_STREAMS = Gauge(
+    "voiceorch_worker_max_streams",
+    "Utterances the worker synthesizes at once (its capacity).",
+    ["engine"],
+)
+STREAM_OUTCOMES = ("completed", "cancelled", "client_cancelled", "invalid", "rejected", "error")
+
+
+def init_engine(engine: str, max_streams: int, load_seconds: Mapping[str, float]) -> None:
+    """Create every labelled series at zero, so a fresh worker's panels show flat lines
+    instead of no data, and publish its capacity and the voices it loaded at start-up."""
+    for outcome in STREAM_OUTCOMES:
+        STREAMS.labels(engine, outcome)
+    for metric in (
+        ACTIVE_STREAMS,
+        QUEUED_STREAMS,
+        QUEUE_SECONDS,
+        INFERENCE_SECONDS,
+        FIRST_FRAME_SECONDS,
+        REALTIME_FACTOR,
+        AUDIO_SECONDS,
+    ):
+        metric.labels(engine)
+    MAX_STREAMS.labels(engine).set(max_streams)
+    note_voice_loads(engine, load_seconds)
+
+
+def note_voice_loads(engine: str, load_seconds: Mapping[str, float]) -> None:
+    """Publish how long each loaded voice took to load (voices also load on first use)."""
+    for voice, seconds in list(load_seconds.items()):
+        VOICE_LOAD_SECONDS.labels(engine, voice).set(seconds)
+
+
+class GpuMemoryCollector(Collector):
+    """GPU memory per CUDA device, read through NVML (the `nvidia-ml-py` package) when it is
+    installed and a driver answers; no series at all on a CPU-only worker."""
+
+    def __init__(self, nvml: Any = None) -> None:
+        self._nvml = nvml
+        self._ready: bool | None = None if nvml is None else True
+
+    def _init(self) -> bool:
+        if self._ready is None:
+            try:
+                self._nvml = importlib.import_module("pynvml")
+                self._nvml.nvmlInit()
+                self._ready = True
+            except Exception:  # no package, no driver, no device: nothing to export
+                self._ready = False
+        return self._ready
+
+    def collect(self) -> Iterator[Metric]:
+        if not self._init():
+            return
+        used = GaugeMetricFamily(
+            "voiceorch_worker_gpu_memory_used_bytes", "GPU memory in use.", labels=["device"]
+        )
+        total = GaugeMetricFamily(
+            "voiceorch_worker_gpu_memory_total_bytes", "GPU memory installed.", labels=["device"]
+        )
+        nvml = self._nvml
+        try:
+            for index in range(nvml.nvmlDeviceGetCount()):
+                info = nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(index))
+                used.add_metric([str(index)], float(info.used))
+                total.add_metric([str(index)], float(info.total))
+        except Exception:  # a driver error mid-scrape must not fail the whole scrape
+            log.warning("reading GPU memory through NVML failed", exc_info=True)
+            return
+        yield used
+        yield total
+
+
+REGISTRY.register(GpuMemoryCollector())

@@ -46,6 +46,9 @@ class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
         self.limits = limits
         self.worker_id = worker_id
         self.draining = False
+        # Not every engine reports load times: Piper keeps them in `load_seconds`.
+        self._load_seconds: dict[str, float] = getattr(engine, "load_seconds", {})
+        metrics.init_engine(engine.name, admission.max_active, self._load_seconds)
 
     async def Synthesize(
         self,
@@ -145,6 +148,9 @@ class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
         engine = self.engine.name
         metrics.STREAMS.labels(engine, outcome).inc()
         metrics.AUDIO_SECONDS.labels(engine).inc(utterance.audio_seconds)
+        if utterance.synthesis_seconds > 0:
+            metrics.INFERENCE_SECONDS.labels(engine).observe(utterance.synthesis_seconds)
+        metrics.note_voice_loads(engine, self._load_seconds)  # a voice may load on first use
         if utterance.frames:
             metrics.FIRST_FRAME_SECONDS.labels(engine).observe(utterance.first_frame_seconds)
         if utterance.audio_seconds > 0:

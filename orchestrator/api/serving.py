@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 from orchestrator.api.errors import APIError
 from orchestrator.api.protocol import AudioFormat, VoiceOut, VoicesResponse
 from orchestrator.audio_format import wav_header
+from orchestrator.fleet_metrics import FleetMetrics
 from orchestrator.registry import NoWorkerAvailable, VoiceNotFound, WorkerRegistry
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.tts_stream import TTSStream, WorkerStreamError
@@ -26,8 +27,15 @@ MEDIA_TYPES: dict[str, str] = {"wav": "audio/wav", "pcm": "audio/pcm"}
 class AudioStreamResponse(StreamingResponse):
     """Streams an utterance; whatever happens to the client, the worker stream is closed."""
 
-    def __init__(self, stream: TTSStream, first: tts_pb2.AudioFrame, fmt: AudioFormat) -> None:
+    def __init__(
+        self,
+        stream: TTSStream,
+        first: tts_pb2.AudioFrame,
+        fmt: AudioFormat,
+        metrics: FleetMetrics | None = None,
+    ) -> None:
         self._stream = stream
+        self._metrics = metrics
         rate = first.sample_rate
         headers = {
             "X-Sample-Rate": str(rate),
@@ -48,6 +56,10 @@ class AudioStreamResponse(StreamingResponse):
         try:
             while (frame := await self._stream.next_frame()) is not None:
                 yield frame.audio
+            if self._metrics is not None and (stats := self._stream.stats) is not None:
+                self._metrics.observe_synthesis(
+                    stats.audio_seconds, stats.synthesis_seconds, stats.queue_seconds
+                )
         except WorkerStreamError as exc:
             # Headers are gone: all we can do is end the body without its final chunk, so
             # the client sees a failed transfer rather than a complete-looking short file.
@@ -69,11 +81,17 @@ class SynthesisService:
     """Turns an HTTP synthesis request into a worker stream that has produced audio."""
 
     def __init__(
-        self, settings: OrchestratorSettings, registry: WorkerRegistry, channels: WorkerChannels
+        self,
+        settings: OrchestratorSettings,
+        registry: WorkerRegistry,
+        channels: WorkerChannels,
+        *,
+        metrics: FleetMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.channels = channels
+        self.metrics = metrics
 
     def voices(self) -> VoicesResponse:
         by_name: dict[str, VoiceOut] = {}
@@ -136,7 +154,7 @@ class SynthesisService:
         if first is None:
             await stream.aclose()
             raise APIError(422, "no_audio", f"{text_param} produced no audio", param=text_param)
-        return AudioStreamResponse(stream, first, fmt)
+        return AudioStreamResponse(stream, first, fmt, self.metrics)
 
     def _resolve_voice(self, voice: str | None, param: str) -> str:
         if voice is None:

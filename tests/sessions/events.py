@@ -32,9 +32,9 @@ class EventLog:
                     data = None
                     self._changed.set()
 
-    async def wait(self, kind: str, timeout: float = 30.0, **match: Any) -> dict[str, Any]:
+    async def wait(self, kind: str, within: float = 30.0, **match: Any) -> dict[str, Any]:
         """The first event of a kind whose fields match, waiting for it if needed."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while True:
             for event in self.events:
                 if event["type"] == kind and all(event.get(k) == v for k, v in match.items()):
@@ -42,7 +42,7 @@ class EventLog:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 kinds = [e["type"] for e in self.events]
-                raise AssertionError(f"no {kind} event {match} within {timeout}s; saw {kinds}")
+                raise AssertionError(f"no {kind} event {match} within {within}s; saw {kinds}")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)

@@ -47,7 +47,7 @@ async def test_listener_hears_a_long_utterance(
     assert response.status_code == 202
     utterance_id = response.json()["utterance_id"]
     await joined.events.wait("speech_started", utterance_id=utterance_id)
-    finished = await joined.events.wait("finished", timeout=60, utterance_id=utterance_id)
+    finished = await joined.events.wait("finished", within=60, utterance_id=utterance_id)
     heard = transcribe(Pcm(joined.listener.recording.pcm(), RATE))
     assert word_error_rate(LONG_TEXT, heard) <= 0.2, heard
     assert finished["position_seconds"] > 5.0
@@ -69,7 +69,7 @@ async def test_streamed_text_is_spoken_as_it_arrives(
     assert (
         await session_api.post(path, json={"text": "for Friday.", "final": True})
     ).status_code == 202
-    await joined.events.wait("finished", timeout=60, utterance_id=utterance_id)
+    await joined.events.wait("finished", within=60, utterance_id=utterance_id)
     late = await session_api.post(path, json={"text": "more"})
     assert late.status_code == 409
     heard = transcribe(Pcm(joined.listener.recording.pcm(), RATE))
@@ -84,6 +84,6 @@ async def test_chat_messages_are_spoken(session_api: httpx.AsyncClient, joined: 
     await joined.listener.subscribed.wait()
     await joined.listener.chat("Read this message aloud please.")
     chat = await joined.events.wait("chat_received")
-    await joined.events.wait("finished", timeout=60, utterance_id=chat["utterance_id"])
+    await joined.events.wait("finished", within=60, utterance_id=chat["utterance_id"])
     heard = transcribe(Pcm(joined.listener.recording.pcm(), RATE))
     assert word_error_rate("Read this message aloud please.", heard) <= 0.2, heard

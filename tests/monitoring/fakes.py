@@ -1,0 +1,22 @@
+"""Fakes for what cannot exist on this machine, kept in one place: a GPU (NVML)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FakeNvml:
+    """NVML as nvidia-ml-py exposes it, with one 16 GiB device: no GPU exists here."""
+
+    class _Memory:
+        used = 3 * 2**30
+        total = 16 * 2**30
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> Any:
+        return index
+
+    def nvmlDeviceGetMemoryInfo(self, handle: Any) -> Any:
+        return self._Memory()

@@ -1,0 +1,75 @@
+"""The worker's own metrics: every series exists from start-up, and GPU memory is exported
+through NVML when a driver answers and not at all when it does not (no GPU exists here,
+so NVML is faked: the one part that cannot run on this machine)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.monitoring.fakes import FakeNvml
+from tts_worker import metrics
+
+
+def families(registry: CollectorRegistry) -> dict[str, Any]:
+    text = generate_latest(registry).decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def test_init_engine_creates_every_series_at_zero() -> None:
+    metrics.init_engine("engine-under-test", 6, {"voice-a": 0.25})
+    found = families(REGISTRY)
+
+    def series(name: str, **labels: str) -> list[float]:
+        return [
+            s.value
+            for s in found[name].samples
+            if all(s.labels.get(k) == v for k, v in labels.items())
+        ]
+
+    outcomes = {
+        s.labels["outcome"]
+        for s in found["voiceorch_worker_streams"].samples
+        if s.labels["engine"] == "engine-under-test"
+    }
+    assert outcomes == set(metrics.STREAM_OUTCOMES)
+    assert series("voiceorch_worker_max_streams", engine="engine-under-test") == [6]
+    assert series("voiceorch_worker_active_streams", engine="engine-under-test") == [0]
+    assert series("voiceorch_worker_queue_depth", engine="engine-under-test") == [0]
+    assert series("voiceorch_worker_voice_load_seconds", voice="voice-a") == [0.25]
+    for histogram in ("inference_seconds", "queue_seconds", "first_frame_seconds"):
+        counts = [
+            s.value
+            for s in found[f"voiceorch_worker_{histogram}"].samples
+            if s.name.endswith("_count") and s.labels["engine"] == "engine-under-test"
+        ]
+        assert counts == [0], histogram
+
+
+def test_gpu_memory_is_exported_per_device_through_nvml() -> None:
+    registry = CollectorRegistry()
+    registry.register(metrics.GpuMemoryCollector(nvml=FakeNvml()))
+    found = families(registry)
+    [used] = found["voiceorch_worker_gpu_memory_used_bytes"].samples
+    [total] = found["voiceorch_worker_gpu_memory_total_bytes"].samples
+    assert used.labels == {"device": "0"} and used.value == 3 * 2**30
+    assert total.value == 16 * 2**30
+
+
+def test_no_gpu_means_no_gpu_series() -> None:
+    """Without nvidia-ml-py or a driver (this machine), the collector exports nothing."""
+    registry = CollectorRegistry()
+    registry.register(metrics.GpuMemoryCollector())
+    assert not any(name.startswith("voiceorch_worker_gpu") for name in families(registry))
+
+
+def test_a_driver_error_mid_scrape_does_not_fail_the_scrape() -> None:
+    class Broken(FakeNvml):
+        def nvmlDeviceGetMemoryInfo(self, handle: Any) -> Any:
+            raise RuntimeError("NVML_ERROR_GPU_IS_LOST")
+
+    registry = CollectorRegistry()
+    registry.register(metrics.GpuMemoryCollector(nvml=Broken()))
+    assert families(registry) == {}

@@ -1,0 +1,152 @@
+"""Barge-in through a real livekit-server with real Silero VAD: the listener talks over the
+agent, the agent falls silent, and the reported heard position matches what arrived."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import numpy as np
+import pytest
+
+from orchestrator.cli import Orchestrator
+from orchestrator.utterance_audio import UtteranceAudio
+from tests.audio_checks import Pcm, parse_wav, transcribe, word_error_rate
+from tests.sessions.events import EventLog
+from tests.sessions.listener import RATE, Listener
+
+AGENT_TEXT = (
+    "Here is the full list of opening hours for every branch in the city. The central branch "
+    "opens at eight in the morning and closes at six in the evening on weekdays, and on "
+    "Saturdays it opens at nine and closes at one. The harbour branch keeps the same hours, "
+    "but it stays closed on public holidays, and the airport branch never closes at all."
+)
+USER_TEXT = "Sorry to interrupt, but I only need the address of the harbour branch."
+AUDIBLE = 1000  # |sample| above this counts as sound (3 % of full scale)
+FRAME = RATE // 50  # one 20 ms frame
+
+
+@pytest.fixture(scope="module")
+async def user_speech(session_api: httpx.AsyncClient) -> np.ndarray:
+    """The listener's voice: synthesized by the same fleet, at 48 kHz."""
+    response = await session_api.post("/synthesize", json={"text": USER_TEXT, "sample_rate": RATE})
+    return parse_wav(response.content).samples
+
+
+@pytest.fixture
+async def live(session_api: httpx.AsyncClient) -> AsyncIterator[tuple[str, Listener, EventLog]]:
+    created = (await session_api.post("/sessions", json={})).json()
+    listener = Listener()
+    events = EventLog(session_api, created["session_id"])
+    await listener.join(created["url"], created["token"])
+    yield created["session_id"], listener, events
+    await listener.leave()
+    await events.aclose()
+    await session_api.delete(f"/sessions/{created['session_id']}")
+
+
+def audible_span(pcm: np.ndarray) -> tuple[int, int]:
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > AUDIBLE)
+    assert loud.size, "no audible sound"
+    return int(loud[0]), int(loud[-1])
+
+
+HOP = RATE // 100  # 10 ms: the resolution of the measurement
+
+
+def received_until(agent: np.ndarray, received: np.ndarray, heard: int) -> int:
+    """Sample of the agent's audio up to which the listener received it.
+
+    Aligns the recording with the agent's own audio (cross-correlation over the second
+    before the reported position), then walks 10 ms blocks: the recording follows the agent
+    until the first block where it carries under a third of the agent's level. The answer
+    is the start of that block, so it lies up to one block after the true end.
+    """
+    a, r = agent.astype(np.float64), received.astype(np.float64)
+    window = a[heard - RATE : heard - RATE // 10]
+    size = 1 << int(np.ceil(np.log2(len(r) + len(window))))
+    correlation = np.fft.irfft(np.fft.rfft(r, size) * np.conj(np.fft.rfft(window, size)), size)
+    start = int(np.argmax(correlation[: len(r)])) - (heard - RATE)  # where sample 0 landed
+
+    def level(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(x**2))) if len(x) else 0.0
+
+    for k in range(heard - RATE // 2, len(a) - HOP, HOP):
+        agent_level = level(a[k : k + HOP])
+        if agent_level > 1000 and level(r[start + k : start + k + HOP]) < agent_level / 3:
+            return k
+    raise AssertionError("the recording never stopped following the agent")
+
+
+async def speak_and_capture(
+    orch: Orchestrator, session_api: httpx.AsyncClient, session_id: str, events: EventLog
+) -> tuple[str, UtteranceAudio]:
+    said = await session_api.post(f"/sessions/{session_id}/say", json={"text": AGENT_TEXT})
+    utterance_id = said.json()["utterance_id"]
+    await events.wait("speech_started", utterance_id=utterance_id)
+    audio = orch.services.sessions.local[session_id]._audio
+    assert audio is not None
+    return utterance_id, audio
+
+
+async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
+    session_orchestrator: Orchestrator,
+    session_api: httpx.AsyncClient,
+    live: tuple[str, Listener, EventLog],
+    user_speech: np.ndarray,
+) -> None:
+    session_id, listener, events = live
+    utterance_id, audio = await speak_and_capture(
+        session_orchestrator, session_api, session_id, events
+    )
+    await asyncio.sleep(2.5)
+    listener.talk(user_speech)
+    interrupted = await events.wait("interrupted", within=10, utterance_id=utterance_id)
+    cancelled = await events.wait("cancelled", within=10, utterance_id=utterance_id)
+    await events.wait("user_speech_stopped", within=15)
+    await asyncio.sleep(0.5)  # anything still in flight would arrive now
+
+    heard = round(cancelled["position_seconds"] * RATE)
+    assert 2.0 * RATE < heard < 4.5 * RATE
+    # The pause came first and nothing was played between pause and cancel.
+    assert cancelled["position_seconds"] == interrupted["position_seconds"]
+    assert interrupted["text_heard"] and AGENT_TEXT.startswith(interrupted["text_heard"])
+
+    # What arrived at the listener is what the agent says was heard: align the received audio
+    # with the agent's own by their loudness envelopes, then find where it stopped following.
+    agent_pcm = np.frombuffer(bytes(audio._pcm), dtype=np.int16)
+    received_end = received_until(agent_pcm, listener.recording.pcm(), heard)
+    assert -FRAME <= received_end - heard <= FRAME + HOP, received_end - heard
+    # And after the cancel the agent stays silent.
+    _, got_last = audible_span(listener.recording.pcm())
+    assert got_last < len(listener.recording.pcm()) - RATE // 4
+
+    state = (await session_api.get(f"/sessions/{session_id}")).json()
+    assert {u["utterance_id"]: u["state"] for u in state["utterances"]}[utterance_id] == "cancelled"
+
+
+async def test_short_burst_is_a_false_interruption_and_speech_resumes(
+    session_orchestrator: Orchestrator,
+    session_api: httpx.AsyncClient,
+    live: tuple[str, Listener, EventLog],
+    user_speech: np.ndarray,
+) -> None:
+    session_id, listener, events = live
+    utterance_id, audio = await speak_and_capture(
+        session_orchestrator, session_api, session_id, events
+    )
+    await asyncio.sleep(2.0)
+    # About 150 ms of the loudest part of the user's speech, then silence.
+    loudness = np.convolve(np.abs(user_speech.astype(np.float32)), np.ones(7200), "valid")
+    start = int(np.argmax(loudness))
+    listener.talk(user_speech[start : start + 7200])
+    interrupted = await events.wait("interrupted", within=10, utterance_id=utterance_id)
+    await events.wait("resumed", within=10, utterance_id=utterance_id)
+    finished = await events.wait("finished", within=90, utterance_id=utterance_id)
+    assert not events.of("cancelled")
+    # The rest of the utterance arrived: all of it, from where the listener was cut off.
+    assert finished["position_seconds"] == pytest.approx(audio.samples / RATE, abs=0.001)
+    assert interrupted["position_seconds"] < finished["position_seconds"]
+    heard = transcribe(Pcm(listener.recording.pcm(), RATE))
+    assert word_error_rate(AGENT_TEXT, heard) <= 0.25, heard
