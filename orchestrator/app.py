@@ -58,7 +58,7 @@ class Services:
             channels,
             registry,
             SynthesisService(settings, registry, channels, metrics=metrics),
-            SessionManager(settings, store, registry, channels),
+            SessionManager(settings, store, registry, channels, metrics),
             metrics=metrics,
         )
 

@@ -23,6 +23,7 @@ from livekit import rtc
 from livekit.agents import vad as agents_vad
 
 from orchestrator.bargein import Action, BargeInController, BargeInSettings, VadUpdate
+from orchestrator.fleet_metrics import FleetMetrics
 from orchestrator.livekit_tokens import agent_token
 from orchestrator.playout import Playout
 from orchestrator.registry import WorkerRegistry
@@ -90,6 +91,7 @@ class VoiceSession:
         registry: WorkerRegistry,
         channels: WorkerChannels,
         vad: agents_vad.VAD,
+        metrics: FleetMetrics,
         *,
         room_name: str,
         voice: str,
@@ -107,6 +109,9 @@ class VoiceSession:
         self._registry = registry
         self._channels = channels
         self._vad = vad
+        self._metrics = metrics
+        # The barge-in being decided: (onset -> silence, decision -> last frame) in seconds.
+        self._bargein: tuple[float, float] | None = None
         self._room = rtc.Room()
         self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=settings.playout_queue_ms)
         self._playout = Playout(self._source)
@@ -162,6 +167,7 @@ class VoiceSession:
             await self._teardown()
             raise
         self.state = SessionState.ACTIVE
+        self._metrics.session_started()
         self._spawn(self._speak_forever(), "speaker")
         self._emit("session_started", room=self.room_name)
 
@@ -169,7 +175,7 @@ class VoiceSession:
         if self.state in (SessionState.ENDED, SessionState.FAILED):
             return
         self.state = SessionState.ENDED
-        self.ended_at = time.time()
+        self._ended()
         self._emit("session_ended", reason=reason)
         await self._teardown()
         self._close_listeners()
@@ -179,10 +185,14 @@ class VoiceSession:
             return
         self.state = SessionState.FAILED
         self.error = reason
-        self.ended_at = time.time()
+        self._ended()
         self._emit("error", reason=reason)
         await self._teardown()
         self._close_listeners()
+
+    def _ended(self) -> None:
+        self.ended_at = time.time()
+        self._metrics.session_ended(self.ended_at - self.created_at, len(self.utterances))
 
     async def _teardown(self) -> None:
         await self._playout.aclose()
@@ -248,10 +258,12 @@ class VoiceSession:
         audio = UtteranceAudio(SAMPLE_RATE)
         self._current, self._stream, self._audio = utterance, stream, audio
         tasks: list[asyncio.Task[None]] = []
+        started = time.perf_counter()
         try:
             await stream.start()
             tasks.append(self._spawn(self._send_text(utterance, stream, audio), "text"))
-            tasks.append(self._spawn(self._receive_audio(utterance, stream, audio), "audio"))
+            receive = self._receive_audio(utterance, stream, audio, started)
+            tasks.append(self._spawn(receive, "audio"))
             utterance.state = "speaking"
             self.controller.agent_started(utterance.interruptible)
             self._playout.start(audio)
@@ -266,6 +278,7 @@ class VoiceSession:
                 )
         except Exception as exc:
             utterance.state = "failed"
+            self._metrics.count_error("session_error")
             self._emit("error", utterance_id=utterance.id, reason=str(exc))
         finally:
             self.controller.agent_finished()
@@ -286,10 +299,12 @@ class VoiceSession:
         await stream.end_input()
 
     async def _receive_audio(
-        self, utterance: Utterance, stream: TTSStream, audio: UtteranceAudio
+        self, utterance: Utterance, stream: TTSStream, audio: UtteranceAudio, started: float
     ) -> None:
         try:
             while (frame := await stream.next_frame()) is not None:
+                if not audio.samples:
+                    self._metrics.observe_first_audio(time.perf_counter() - started, "session")
                 audio.append(frame)
         except WorkerStreamError as exc:
             if utterance.state in ("speaking", "paused"):
@@ -299,31 +314,44 @@ class VoiceSession:
 
     # -- barge-in -----------------------------------------------------------------------
 
-    def _apply(self, action: Action) -> None:
+    def _apply(self, action: Action, onset_lag: float = 0.0) -> None:
+        """Carry out a barge-in decision. onset_lag is the speech the VAD had already heard
+        when it reported the onset: the part of onset -> silence before the decision."""
         utterance, audio, stream = self._current, self._audio, self._stream
         if action is Action.NONE or utterance is None or audio is None or stream is None:
             return
         decided = time.perf_counter()
         if action is Action.PAUSE:
             heard = self._playout.pause()
-            self._record_last_frame(decided)
+            last_frame = self._record_last_frame(decided)
+            self._bargein = (onset_lag + time.perf_counter() - decided, last_frame)
             utterance.state = "paused"
             self._spawn(stream.pause(), "worker-pause")
             self._emit_heard("interrupted", utterance.id, audio, heard)
         elif action is Action.RESUME:
             utterance.state = "speaking"
+            if self._bargein is not None:
+                self._metrics.observe_bargein(self._bargein[0], None)
+                self._metrics.count_false_interruption()
+                self._bargein = None
             self._playout.resume()
             self._spawn(stream.resume(), "worker-resume")
             self._emit("resumed", utterance_id=utterance.id)
         elif action is Action.CANCEL:
             utterance.state = "cancelled"
+            if self._bargein is not None:
+                self._metrics.observe_bargein(*self._bargein)
+                self._bargein = None
             heard = self._playout.stop()
             self._spawn(stream.cancel(), "worker-cancel")
             self._emit_heard("cancelled", utterance.id, audio, heard)
 
-    def _record_last_frame(self, decided: float) -> None:
+    def _record_last_frame(self, decided: float) -> float:
+        """Decision -> last frame handed to LiveKit (zero when none followed the decision)."""
         last = self._playout.last_frame_at
-        self.decision_to_last_frame.append(max(0.0, (last or decided) - decided))
+        seconds = max(0.0, (last or decided) - decided)
+        self.decision_to_last_frame.append(seconds)
+        return seconds
 
     def _emit_heard(self, kind: str, utterance_id: str, audio: UtteranceAudio, heard: int) -> None:
         self._emit(
@@ -348,7 +376,8 @@ class VoiceSession:
     async def _decide(self, vad_stream: agents_vad.VADStream, identity: str) -> None:
         async for event in vad_stream:
             if event.type == agents_vad.VADEventType.START_OF_SPEECH:
-                self._apply(self.controller.user_speech_started(event.timestamp))
+                action = self.controller.user_speech_started(event.timestamp)
+                self._apply(action, onset_lag=event.speech_duration)
                 self._emit("user_speech_started", participant=identity)
             elif event.type == agents_vad.VADEventType.INFERENCE_DONE:
                 silence = event.raw_accumulated_silence

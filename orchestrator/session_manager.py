@@ -20,6 +20,7 @@ from livekit import api
 from livekit.plugins import silero
 
 from fleet.store import Store, StoreUnavailable
+from orchestrator.fleet_metrics import FleetMetrics
 from orchestrator.registry import WorkerRegistry
 from orchestrator.session import SessionState, VoiceSession
 from orchestrator.settings import OrchestratorSettings
@@ -74,8 +75,10 @@ class SessionManager:
         store: Store,
         registry: WorkerRegistry,
         channels: WorkerChannels,
+        metrics: FleetMetrics,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.store = store
         self.registry = registry
         self.channels = channels
@@ -125,6 +128,7 @@ class SessionManager:
             self.registry,
             self.channels,
             self._vad,
+            self.metrics,
             room_name=room or f"voice-{session_id[:12]}",
             voice=voice,
             session_id=session_id,

@@ -79,6 +79,15 @@ def received_until(agent: np.ndarray, received: np.ndarray, heard: int) -> int:
     raise AssertionError("the recording never stopped following the agent")
 
 
+async def counter(orch: Orchestrator, name: str) -> float:
+    """A counter's value on this replica's /metrics."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{orch.settings.ops_port}") as ops:
+        text = (await ops.get("/metrics")).text
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+    assert values, f"{name} not exported"
+    return values[0]
+
+
 async def speak_and_capture(
     orch: Orchestrator, session_api: httpx.AsyncClient, session_id: str, events: EventLog
 ) -> tuple[str, UtteranceAudio]:
@@ -97,6 +106,7 @@ async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
     user_speech: np.ndarray,
 ) -> None:
     session_id, listener, events = live
+    bargeins = await counter(session_orchestrator, "voiceorch_bargeins_total")
     utterance_id, audio = await speak_and_capture(
         session_orchestrator, session_api, session_id, events
     )
@@ -122,6 +132,7 @@ async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
     _, got_last = audible_span(listener.recording.pcm())
     assert got_last < len(listener.recording.pcm()) - RATE // 4
 
+    assert await counter(session_orchestrator, "voiceorch_bargeins_total") == bargeins + 1
     state = (await session_api.get(f"/sessions/{session_id}")).json()
     assert {u["utterance_id"]: u["state"] for u in state["utterances"]}[utterance_id] == "cancelled"
 
@@ -133,6 +144,7 @@ async def test_short_burst_is_a_false_interruption_and_speech_resumes(
     user_speech: np.ndarray,
 ) -> None:
     session_id, listener, events = live
+    false_before = await counter(session_orchestrator, "voiceorch_false_interruptions_total")
     utterance_id, audio = await speak_and_capture(
         session_orchestrator, session_api, session_id, events
     )
@@ -145,6 +157,8 @@ async def test_short_burst_is_a_false_interruption_and_speech_resumes(
     await events.wait("resumed", within=10, utterance_id=utterance_id)
     finished = await events.wait("finished", within=90, utterance_id=utterance_id)
     assert not events.of("cancelled")
+    false_after = await counter(session_orchestrator, "voiceorch_false_interruptions_total")
+    assert false_after == false_before + 1
     # The rest of the utterance arrived: all of it, from where the listener was cut off.
     assert finished["position_seconds"] == pytest.approx(audio.samples / RATE, abs=0.001)
     assert interrupted["position_seconds"] < finished["position_seconds"]
