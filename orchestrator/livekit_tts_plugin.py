@@ -1,0 +1,158 @@
+"""A livekit-agents TTS plugin over our gRPC workers, for LiveKit users who run their own
+AgentSession:
+
+    session = AgentSession(tts=WorkerTTS("tts-piper:7001"), ...)
+
+It streams: text pushed by the LLM goes to the worker as it arrives, and the worker cuts it
+at clauses itself, so no sentence tokenizer is needed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import grpc
+from livekit.agents import APIConnectionError, APIStatusError, tts
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+
+from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
+
+_RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+
+class WorkerTTS(tts.TTS[None]):
+    """TTS backed by one voice-orchestrator worker (address host:port)."""
+
+    def __init__(self, address: str, *, voice: str = "", sample_rate: int = 48000) -> None:
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=True),
+            sample_rate=sample_rate,
+            num_channels=1,
+        )
+        self.address = address
+        self.voice = voice
+        self._channel: grpc.aio.Channel | None = None
+
+    @property
+    def provider(self) -> str:
+        return "voice-orchestrator"
+
+    @property
+    def model(self) -> str:
+        return self.voice or "default"
+
+    def stub(self) -> tts_pb2_grpc.TextToSpeechAsyncStub:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.address)
+        return tts_pb2_grpc.TextToSpeechStub(self._channel)
+
+    def config_message(self, request_id: str) -> tts_pb2.SynthesizeRequest:
+        return tts_pb2.SynthesizeRequest(
+            config=tts_pb2.SynthesisConfig(
+                utterance_id=request_id,
+                voice=self.voice,
+                sample_rate=self.sample_rate,
+                encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
+            )
+        )
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.ChunkedStream:
+        return _ChunkedStream(tts=self, input_text=text, conn_options=conn_options)
+
+    def stream(
+        self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.SynthesizeStream:
+        return _SynthesizeStream(tts=self, conn_options=conn_options)
+
+    async def aclose(self) -> None:
+        if self._channel is not None:
+            await self._channel.close(grace=None)
+            self._channel = None
+
+
+async def _pump_frames(
+    call: grpc.aio.StreamStreamCall[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse],
+    emitter: tts.AudioEmitter,
+    request_id: str,
+) -> None:
+    """Worker frames into the emitter, gRPC errors into livekit-agents errors."""
+    try:
+        while True:
+            message = await call.read()
+            if not isinstance(message, tts_pb2.SynthesizeResponse):
+                raise APIConnectionError("worker stream ended without stats")
+            if message.HasField("stats"):
+                return
+            emitter.push(message.frame.audio)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() in _RETRYABLE:
+            raise APIConnectionError(f"worker unavailable: {exc.details()}") from exc
+        raise APIStatusError(
+            f"worker error {exc.code().name}: {exc.details()}",
+            status_code=400 if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else 500,
+            request_id=request_id,
+            retryable=False,
+        ) from exc
+
+
+class _ChunkedStream(tts.ChunkedStream):
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        owner = self._tts
+        assert isinstance(owner, WorkerTTS)
+        request_id = uuid.uuid4().hex
+        output_emitter.initialize(
+            request_id=request_id,
+            sample_rate=owner.sample_rate,
+            num_channels=1,
+            mime_type="audio/pcm",
+        )
+        call = owner.stub().Synthesize()  # type: ignore[call-arg]  # explicit writes below
+        try:
+            for message in (
+                owner.config_message(request_id),
+                tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=self.input_text)),
+                tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()),
+            ):
+                await call.write(message)
+            await _pump_frames(call, output_emitter, request_id)
+            output_emitter.flush()
+        finally:
+            call.cancel()
+
+
+class _SynthesizeStream(tts.SynthesizeStream):
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        owner = self._tts
+        assert isinstance(owner, WorkerTTS)
+        request_id = uuid.uuid4().hex
+        output_emitter.initialize(
+            request_id=request_id,
+            sample_rate=owner.sample_rate,
+            num_channels=1,
+            mime_type="audio/pcm",
+            stream=True,
+        )
+        output_emitter.start_segment(segment_id=request_id)
+        call = owner.stub().Synthesize()  # type: ignore[call-arg]  # explicit writes below
+        await call.write(owner.config_message(request_id))
+
+        async def send_text() -> None:
+            async for data in self._input_ch:
+                # Flush marks are not needed: the worker cuts clauses and sentences itself.
+                if isinstance(data, str) and data:
+                    await call.write(tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=data)))
+            await call.write(tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
+
+        sender = asyncio.create_task(send_text(), name="worker-tts-send")
+        try:
+            await _pump_frames(call, output_emitter, request_id)
+            output_emitter.end_segment()
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
+                await sender
+            call.cancel()
