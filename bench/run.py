@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import first_audio
+from bench import bargein, first_audio, metrics_overhead
 from bench.stack import running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +75,17 @@ def main() -> None:
         report["scenarios"]["first_audio"] = results
         print("\nFirst audio, p50 (ours = POST /synthesize over loopback; raw = in-process Piper)")
         print(first_audio.table(results))
+
+    interruptions, false_interruptions = (2, 1) if args.quick else (20, 5)
+    bargein_result = bargein.run(interruptions, false_interruptions)
+    report["scenarios"]["bargein"] = bargein_result
+    print("\nBarge-in through a real livekit-server (default settings)")
+    print(bargein.table(bargein_result))
+
+    overhead = metrics_overhead.run(scrapes=50 if args.quick else 500)
+    report["scenarios"]["metrics_overhead"] = overhead
+    print("\nMetrics overhead")
+    print(metrics_overhead.table(overhead))
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"

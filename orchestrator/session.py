@@ -131,6 +131,8 @@ class VoiceSession:
         self._events: list[SessionEvent] = []
         self._seq = itertools.count()
         self._listeners: set[asyncio.Queue[SessionEvent | None]] = set()
+        # perf_counter of each pause decision and how long after it the last frame went out.
+        self.pause_decided_at: list[float] = []
         self.decision_to_last_frame: list[float] = []
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -350,6 +352,7 @@ class VoiceSession:
         """Decision -> last frame handed to LiveKit (zero when none followed the decision)."""
         last = self._playout.last_frame_at
         seconds = max(0.0, (last or decided) - decided)
+        self.pause_decided_at.append(decided)
         self.decision_to_last_frame.append(seconds)
         return seconds
 

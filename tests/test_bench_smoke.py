@@ -27,4 +27,7 @@ def test_bench_quick_run_writes_results(tmp_path: Path) -> None:
     for row in rows.values():
         assert row["synthesize_first_audio"]["n"] == 1
         assert row["synthesize_first_audio"]["p50"] > 0
-    assert "First audio" in done.stdout
+    assert report["scenarios"]["bargein"]["onset_to_last_frame_seconds"]["n"] == 2
+    assert report["scenarios"]["bargein"]["false_interruption_resume_delay_seconds"]["n"] == 1
+    assert "metrics_overhead" in report["scenarios"]
+    assert "First audio" in done.stdout and "Barge-in" in done.stdout

@@ -32,12 +32,19 @@ class EventLog:
                     data = None
                     self._changed.set()
 
-    async def wait(self, kind: str, within: float = 30.0, **match: Any) -> dict[str, Any]:
-        """The first event of a kind whose fields match, waiting for it if needed."""
+    async def wait(
+        self, kind: str, within: float = 30.0, after: int = -1, **match: Any
+    ) -> dict[str, Any]:
+        """The first event of a kind (with seq > after) whose fields match, waiting for it
+        if needed."""
         deadline = asyncio.get_running_loop().time() + within
         while True:
             for event in self.events:
-                if event["type"] == kind and all(event.get(k) == v for k, v in match.items()):
+                if (
+                    event["type"] == kind
+                    and event["seq"] > after
+                    and all(event.get(k) == v for k, v in match.items())
+                ):
                     return event
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
@@ -46,6 +53,10 @@ class EventLog:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
+
+    @property
+    def last_seq(self) -> int:
+        return self.events[-1]["seq"] if self.events else -1
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == kind]

@@ -44,7 +44,9 @@ class Listener:
         self._tasks: list[asyncio.Task[None]] = []
         self._speech: asyncio.Queue[npt.NDArray[np.int16]] = asyncio.Queue()
         self.subscribed = asyncio.Event()
-        self.speech_started_at: float | None = None  # perf_counter when a talk() began
+        # perf_counter at which the last talk() starts leaving the microphone source: the
+        # moment it is pushed plus what is queued ahead of it in the source.
+        self.speech_onset_at: float | None = None
 
     async def join(self, url: str, token: str) -> None:
         self.room.on("track_subscribed", self._on_track)
@@ -77,7 +79,7 @@ class Listener:
         while True:
             if not pending.size and not self._speech.empty():
                 pending = self._speech.get_nowait()
-                self.speech_started_at = time.perf_counter()
+                self.speech_onset_at = time.perf_counter() + self.source.queued_duration
             chunk = pending[:FRAME] if pending.size else np.zeros(FRAME, np.int16)
             pending = pending[FRAME:]
             if len(chunk) < FRAME:

@@ -1,0 +1,188 @@
+"""Barge-in through a real livekit-server: the listener (rtc SDK) talks over the agent.
+
+Onset is the moment the listener's speech leaves its microphone source. onset -> last frame:
+to the agent's pause (the last agent frame handed to LiveKit); it includes the network into
+the agent, the VAD and the decision. onset -> silence at the listener: to the arrival of the
+agent's last audible audio at the listener, adding the way back and the listener's jitter
+buffer. decision -> last frame: from the pause decision to the last frame handed to LiveKit.
+Resume delay: from the end of a ~150 ms burst to the `resumed` event reaching the listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench.stats import summary
+from orchestrator.cli import Orchestrator
+from tests.audio_checks import parse_wav
+from tests.conftest import orchestrator_settings
+from tests.livekit_server import LiveKitServer, ensure_livekit_server_binary
+from tests.processes import WorkerProcess
+from tests.sessions.events import EventLog
+from tests.sessions.listener import RATE, Listener
+
+AGENT_TEXT = (
+    "Here is the full list of opening hours for every branch in the city. The central branch "
+    "opens at eight in the morning and closes at six in the evening on weekdays."
+)
+USER_TEXT = "Sorry to interrupt, but I only need the address of the harbour branch."
+AUDIBLE = 1000
+
+
+def _last_audible_arrival(listener: Listener, after: float) -> float:
+    recording = listener.recording
+    last = after
+    for chunk, arrived in zip(recording.chunks, recording.arrivals, strict=True):
+        if arrived > after and int(np.abs(chunk.astype(np.int32)).max(initial=0)) > AUDIBLE:
+            last = arrived
+    return last
+
+
+async def _one_barge_in(
+    api: httpx.AsyncClient,
+    listener: Listener,
+    events: EventLog,
+    session_id: str,
+    user: np.ndarray,
+    delay: float,
+    pause_times: list[float],
+) -> tuple[float, float]:
+    """(onset -> last agent frame handed to LiveKit, onset -> silence at the listener)."""
+    mark = events.last_seq
+    said = await api.post(f"/sessions/{session_id}/say", json={"text": AGENT_TEXT})
+    utterance_id = said.json()["utterance_id"]
+    await events.wait("speech_started", utterance_id=utterance_id)
+    await asyncio.sleep(delay)
+    listener.talk(user)
+    await events.wait("cancelled", within=15, utterance_id=utterance_id)
+    # The listener must be done talking before the next utterance starts.
+    await events.wait("user_speech_stopped", within=15, after=mark)
+    await asyncio.sleep(0.3)
+    onset = listener.speech_onset_at
+    assert onset is not None
+    return pause_times[-1] - onset, _last_audible_arrival(listener, onset) - onset
+
+
+async def _one_false_interruption(
+    api: httpx.AsyncClient, listener: Listener, events: EventLog, session_id: str, burst: np.ndarray
+) -> float:
+    mark = events.last_seq
+    said = await api.post(f"/sessions/{session_id}/say", json={"text": AGENT_TEXT})
+    utterance_id = said.json()["utterance_id"]
+    await events.wait("speech_started", utterance_id=utterance_id)
+    await asyncio.sleep(1.5)
+    listener.talk(burst)
+    resumed = await events.wait("resumed", within=15, utterance_id=utterance_id)
+    await events.wait("finished", within=60, utterance_id=utterance_id)
+    await events.wait("user_speech_stopped", within=15, after=mark)
+    assert listener.speech_onset_at is not None
+    burst_end = listener.speech_onset_at + len(burst) / RATE
+    return float(resumed["received"]) - burst_end
+
+
+async def _run(interruptions: int, false_interruptions: int) -> dict[str, Any]:
+    binary = ensure_livekit_server_binary()
+    worker = WorkerProcess().start()
+    try:
+        with LiveKitServer(binary) as lk:
+            orch = Orchestrator(
+                orchestrator_settings(
+                    workers=[worker.address],
+                    livekit_url=lk.url,
+                    livekit_api_key=lk.api_key,
+                    livekit_api_secret=lk.api_secret,
+                )
+            )
+            await orch.start()
+            try:
+                return await _measure(orch, interruptions, false_interruptions)
+            finally:
+                await orch.stop()
+    finally:
+        worker.stop()
+
+
+async def _measure(
+    orch: Orchestrator, interruptions: int, false_interruptions: int
+) -> dict[str, Any]:
+    base = f"http://127.0.0.1:{orch.settings.port}"
+    async with httpx.AsyncClient(base_url=base, timeout=60) as api:
+        user = parse_wav(
+            (await api.post("/synthesize", json={"text": USER_TEXT, "sample_rate": RATE})).content
+        )
+        loudness = np.convolve(np.abs(user.samples.astype(np.float32)), np.ones(7200), "valid")
+        start = int(np.argmax(loudness))
+        burst = user.samples[start : start + 7200]
+        created = (await api.post("/sessions", json={})).json()
+        session_id = created["session_id"]
+        listener = Listener()
+        events = EventLog(api, session_id)
+        await listener.join(created["url"], created["token"])
+        await listener.subscribed.wait()
+        session = orch.services.sessions.local[session_id]
+        onset_to_last_frame, onset_to_silence, resume_delay = [], [], []
+        try:
+            for i in range(interruptions):
+                to_pause, to_silence = await _one_barge_in(
+                    api,
+                    listener,
+                    events,
+                    session_id,
+                    user.samples,
+                    1.0 + (i % 5) * 0.3,
+                    session.pause_decided_at,
+                )
+                onset_to_last_frame.append(to_pause)
+                onset_to_silence.append(to_silence)
+            for _ in range(false_interruptions):
+                resume_delay.append(
+                    await _one_false_interruption(api, listener, events, session_id, burst)
+                )
+        finally:
+            await listener.leave()
+            await events.aclose()
+            decisions = list(session.decision_to_last_frame)
+            await api.delete(f"/sessions/{session_id}")
+    settings = orch.settings
+    return {
+        "interruptions": interruptions,
+        "onset_to_last_frame_seconds": summary(onset_to_last_frame),
+        "onset_to_silence_at_listener_seconds": summary(onset_to_silence),
+        "decision_to_last_frame_seconds": summary(decisions),
+        "false_interruption_resume_delay_seconds": summary(resume_delay),
+        "settings": {
+            "vad_min_speech_seconds": settings.vad_min_speech_seconds,
+            "bargein_min_interruption_seconds": settings.bargein_min_interruption_seconds,
+            "bargein_false_interruption_silence_seconds": (
+                settings.bargein_false_interruption_silence_seconds
+            ),
+            "playout_queue_ms": settings.playout_queue_ms,
+        },
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def run(interruptions: int = 20, false_interruptions: int = 5) -> dict[str, Any]:
+    return asyncio.run(_run(interruptions, false_interruptions))
+
+
+def table(result: dict[str, Any]) -> str:
+    rows = [
+        ("onset -> last frame to LiveKit", result["onset_to_last_frame_seconds"]),
+        ("onset -> silence at the listener", result["onset_to_silence_at_listener_seconds"]),
+        ("decision -> last frame", result["decision_to_last_frame_seconds"]),
+        ("false interruption resume delay", result["false_interruption_resume_delay_seconds"]),
+    ]
+    lines = [f"{'measure':<34}{'n':>4}{'p50':>10}{'p95':>10}", "-" * 58]
+    for name, s in rows:
+        lines.append(f"{name:<34}{s['n']:>4}{s['p50'] * 1000:>8.1f}ms{s['p95'] * 1000:>8.1f}ms")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table(run()))
