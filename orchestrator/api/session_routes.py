@@ -48,9 +48,7 @@ async def _open_record(manager: SessionManager, session_id: str) -> SessionRecor
     try:
         return await manager.check_open(session_id)
     except SessionNotFound:
-        raise APIError(
-            404, "session_not_found", f"no session {session_id!r}", param="session_id"
-        ) from None
+        raise _not_found(session_id) from None
     except SessionGone as exc:
         raise APIError(409, "session_ended", str(exc), param="session_id") from None
 
@@ -142,9 +140,7 @@ async def get_session(session_id: str, manager: Manager) -> SessionOut:
     try:
         record = await manager.record(session_id)
     except SessionNotFound:
-        raise APIError(
-            404, "session_not_found", f"no session {session_id!r}", param="session_id"
-        ) from None
+        raise _not_found(session_id) from None
     session = manager.owned(session_id)
     utterances = None
     if session is not None:
@@ -152,16 +148,7 @@ async def get_session(session_id: str, manager: Manager) -> SessionOut:
             UtteranceOut(utterance_id=u.id, state=u.state, interruptible=u.interruptible)
             for u in session.utterances.values()
         ]
-    return SessionOut(
-        session_id=record.session_id,
-        room=record.room,
-        voice=record.voice,
-        state=record.state,
-        owner=record.owner,
-        created_at=record.created_at,
-        error=record.error,
-        utterances=utterances,
-    )
+    return _session_out(record, utterances)
 
 
 @router.delete("/sessions/{session_id}", response_model=SessionOut, summary="End a session")
@@ -169,20 +156,10 @@ async def delete_session(session_id: str, manager: Manager) -> SessionOut:
     try:
         record = await manager.end(session_id)
     except SessionNotFound:
-        raise APIError(
-            404, "session_not_found", f"no session {session_id!r}", param="session_id"
-        ) from None
+        raise _not_found(session_id) from None
     except (ReplicaUnreachable, SessionGone) as exc:
         raise APIError(503, "owner_unreachable", str(exc), headers={"Retry-After": "1"}) from None
-    return SessionOut(
-        session_id=record.session_id,
-        room=record.room,
-        voice=record.voice,
-        state=record.state,
-        owner=record.owner,
-        created_at=record.created_at,
-        error=record.error,
-    )
+    return _session_out(record)
 
 
 @router.post(
@@ -262,6 +239,23 @@ async def events(session_id: str, manager: Manager) -> Response:
         stream(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _not_found(session_id: str) -> APIError:
+    return APIError(404, "session_not_found", f"no session {session_id!r}", param="session_id")
+
+
+def _session_out(record: SessionRecord, utterances: list[UtteranceOut] | None = None) -> SessionOut:
+    return SessionOut(
+        session_id=record.session_id,
+        room=record.room,
+        voice=record.voice,
+        state=record.state,
+        owner=record.owner,
+        created_at=record.created_at,
+        error=record.error,
+        utterances=utterances,
     )
 
 
