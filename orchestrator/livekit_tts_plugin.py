@@ -20,6 +20,16 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
 
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
+# A write on a stream the worker already ended: its status comes from the next read.
+_WRITE_ERRORS = (grpc.RpcError, asyncio.InvalidStateError)
+
+
+async def _write(
+    call: grpc.aio.StreamStreamCall[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse],
+    message: tts_pb2.SynthesizeRequest,
+) -> None:
+    with contextlib.suppress(*_WRITE_ERRORS):
+        await call.write(message)
 
 
 class WorkerTTS(tts.TTS[None]):
@@ -117,7 +127,7 @@ class _ChunkedStream(tts.ChunkedStream):
                 tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=self.input_text)),
                 tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()),
             ):
-                await call.write(message)
+                await _write(call, message)
             await _pump_frames(call, output_emitter, request_id)
             output_emitter.flush()
         finally:
@@ -138,14 +148,14 @@ class _SynthesizeStream(tts.SynthesizeStream):
         )
         output_emitter.start_segment(segment_id=request_id)
         call = owner.stub().Synthesize()  # type: ignore[call-arg]  # explicit writes below
-        await call.write(owner.config_message(request_id))
+        await _write(call, owner.config_message(request_id))
 
         async def send_text() -> None:
             async for data in self._input_ch:
                 # Flush marks are not needed: the worker cuts clauses and sentences itself.
                 if isinstance(data, str) and data:
-                    await call.write(tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=data)))
-            await call.write(tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
+                    await _write(call, tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=data)))
+            await _write(call, tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
 
         sender = asyncio.create_task(send_text(), name="worker-tts-send")
         try:

@@ -40,7 +40,11 @@ async def status_of(
         ([config(), control(0)], grpc.StatusCode.INVALID_ARGUMENT, "control"),
         ([config(), control(42)], grpc.StatusCode.INVALID_ARGUMENT, "control"),
         ([config(), text("a" * 5000)], grpc.StatusCode.INVALID_ARGUMENT, "limit"),
-        ([config(), END, text("late")], grpc.StatusCode.INVALID_ARGUMENT, "after end_of_input"),
+        (
+            [config(), text("Still speaking this sentence."), END, text("late")],
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "after end_of_input",
+        ),
         ([config(), tts_pb2.SynthesizeRequest()], grpc.StatusCode.INVALID_ARGUMENT, "empty"),
     ],
 )
