@@ -85,7 +85,9 @@ async def _one_false_interruption(
     return float(resumed["received"]) - burst_end
 
 
-async def _run(interruptions: int, false_interruptions: int) -> dict[str, Any]:
+async def _run(
+    interruptions: int, false_interruptions: int, overrides: dict[str, Any]
+) -> dict[str, Any]:
     binary = ensure_livekit_server_binary()
     worker = WorkerProcess().start()
     try:
@@ -96,6 +98,7 @@ async def _run(interruptions: int, false_interruptions: int) -> dict[str, Any]:
                     livekit_url=lk.url,
                     livekit_api_key=lk.api_key,
                     livekit_api_secret=lk.api_secret,
+                    **overrides,
                 )
             )
             await orch.start()
@@ -167,8 +170,9 @@ async def _measure(
     }
 
 
-def run(interruptions: int = 20, false_interruptions: int = 5) -> dict[str, Any]:
-    return asyncio.run(_run(interruptions, false_interruptions))
+def run(interruptions: int = 20, false_interruptions: int = 5, **settings: Any) -> dict[str, Any]:
+    """settings override orchestrator settings (e.g. vad_min_speech_seconds=0.032)."""
+    return asyncio.run(_run(interruptions, false_interruptions, settings))
 
 
 def table(result: dict[str, Any]) -> str:

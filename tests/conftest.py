@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.cli import Orchestrator
 from orchestrator.settings import OrchestratorSettings
+from tests.livekit_server import LiveKitServer, ensure_livekit_server_binary
 from tests.processes import RedisServer, WorkerProcess, free_port
 
 
@@ -17,6 +18,15 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def livekit_server() -> Iterator[LiveKitServer]:
+    """A real livekit-server built from its Go module. If it cannot be built here, every
+    test using it fails loudly with the build's reason: these tests must run in CI."""
+    binary = ensure_livekit_server_binary()
+    with LiveKitServer(binary) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

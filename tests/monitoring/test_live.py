@@ -1,8 +1,9 @@
 """The dashboards and alerts against real data: two orchestrator replicas sharing a real
 Redis and a real Piper worker, scraped every second by a real Prometheus while real
-synthesis requests and errors run. Every panel query of every dashboard returns data, the
-fleet totals equal the traffic sent (no double counting), and an alert travels through a
-real Alertmanager to a webhook."""
+synthesis requests and errors run, and a LiveKit session (real livekit-server, rtc
+listener) goes through one barge-in and one false interruption. Every panel query of every
+dashboard returns data, the fleet totals equal the traffic sent (no double counting), and
+an alert travels through a real Alertmanager to a webhook."""
 
 from __future__ import annotations
 
@@ -12,19 +13,29 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import httpx
+import numpy as np
 import pytest
 
 from orchestrator.cli import Orchestrator
 from tests.conftest import orchestrator_settings
+from tests.livekit_server import LiveKitServer
 from tests.monitoring.promql import alert_rules, expand, metric_names, panel_queries
 from tests.monitoring.servers import AlertmanagerServer, PrometheusServer, WebhookReceiver
 from tests.processes import RedisServer, WorkerProcess, free_port
+from tests.sessions.listener import RATE, Listener
+from tests.tts_worker.grpc_client import END, Stream, config
+from tests.tts_worker.grpc_client import text as grpc_text
 
 pytestmark = pytest.mark.slow
 
 # CUDA-only series: a CPU worker exports none, so their panels are empty here by design
 # (GpuMemoryCollector is unit-tested with a fake NVML in test_worker_metrics.py).
+LONG_TEXT = (
+    "Here is the full list of opening hours for every branch in the city. The central branch "
+    "opens at eight in the morning and closes at six in the evening on weekdays."
+)
 GPU_ONLY = {"voiceorch_worker_gpu_memory_used_bytes", "voiceorch_worker_gpu_memory_total_bytes"}
 
 
@@ -39,6 +50,9 @@ class Traffic:
     speech_ok: int = 0
     voice_not_found: int = 0
     invalid_value: int = 0
+    session_utterances: int = 0
+    bargeins: int = 0
+    false_interruptions: int = 0
 
 
 @dataclass
@@ -91,6 +105,72 @@ def _rules_with_quick_redis_alert() -> str:
     return json.dumps({"groups": [{"name": "voiceorch", "rules": rules}]})
 
 
+async def _user_speech(worker: WorkerProcess, text: str) -> np.ndarray:
+    """The listener's voice, straight from the worker (so it adds no orchestrator traffic)."""
+    async with grpc.aio.insecure_channel(worker.address) as channel:
+        stream = Stream(channel)
+        await stream.send(config(sample_rate=RATE), grpc_text(text), END)
+        received = await stream.read_all()
+    return np.frombuffer(b"".join(f.audio for f in received.frames), dtype=np.int16)
+
+
+async def _run_session(stack: Stack, livekit: LiveKitServer) -> None:
+    """On replica 0: one utterance cancelled by real speech, one resumed after a burst.
+
+    Utterance states are polled with GET /sessions/{id} (no SSE), and every request the
+    test makes is counted, so the request totals stay exact."""
+    traffic = stack.traffic
+
+    def count(response: httpx.Response) -> None:
+        traffic.requests += 1
+        traffic.by_replica[0] += 1
+
+    user = await _user_speech(stack.worker, "Sorry, I need to stop you there for a second.")
+    loudness = np.convolve(np.abs(user.astype(np.float32)), np.ones(7200), "valid")
+    burst = user[int(np.argmax(loudness)) :][:7200]
+    base = f"http://127.0.0.1:{stack.orchestrators[0].settings.port}"
+    async with httpx.AsyncClient(
+        base_url=base, timeout=60, event_hooks={"response": [_sync_hook(count)]}
+    ) as api:
+        created = (await api.post("/sessions", json={})).json()
+        session_id = created["session_id"]
+        listener = Listener()
+        await listener.join(created["url"], created["token"])
+        await listener.subscribed.wait()
+
+        async def state(utterance_id: str) -> str:
+            body = (await api.get(f"/sessions/{session_id}")).json()
+            return str({u["utterance_id"]: u["state"] for u in body["utterances"]}[utterance_id])
+
+        async def until(utterance_id: str, wanted: str) -> None:
+            for _ in range(300):
+                if await state(utterance_id) == wanted:
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"utterance never reached {wanted}")
+
+        try:
+            for speech, outcome in ((user, "cancelled"), (burst, "finished")):
+                said = await api.post(f"/sessions/{session_id}/say", json={"text": LONG_TEXT})
+                utterance_id = said.json()["utterance_id"]
+                await until(utterance_id, "speaking")
+                await asyncio.sleep(1.5)
+                listener.talk(speech)
+                await until(utterance_id, outcome)
+                await asyncio.sleep(1.0)  # the listener's speech is over before the next
+            traffic.session_utterances, traffic.bargeins, traffic.false_interruptions = 2, 2, 1
+        finally:
+            await listener.leave()
+            await api.delete(f"/sessions/{session_id}")
+
+
+def _sync_hook(count: Callable[[httpx.Response], None]) -> Callable[[httpx.Response], Any]:
+    async def hook(response: httpx.Response) -> None:
+        count(response)
+
+    return hook
+
+
 async def _send_traffic(stack: Stack) -> None:
     traffic = stack.traffic
     apis = [
@@ -125,7 +205,7 @@ async def _send_traffic(stack: Stack) -> None:
 
 
 @pytest.fixture(scope="module")
-async def stack() -> AsyncIterator[Stack]:
+async def stack(livekit_server: LiveKitServer) -> AsyncIterator[Stack]:
     redis = RedisServer().start()
     worker = WorkerProcess(
         env={
@@ -154,6 +234,9 @@ async def stack() -> AsyncIterator[Stack]:
                 redis_url=redis.url,
                 instance_id=f"live-{run_id}-{i}",
                 metrics_flush_seconds=0.2,
+                livekit_url=livekit_server.url,
+                livekit_api_key=livekit_server.api_key,
+                livekit_api_secret=livekit_server.api_secret,
             )
         )
         for i in range(2)
@@ -202,6 +285,7 @@ async def stack() -> AsyncIterator[Stack]:
         await eventually(registered)
         await eventually(scraped)
         await _send_traffic(stack)
+        await _run_session(stack, livekit_server)
         yield stack
     finally:
         for orch in orchestrators:
@@ -232,7 +316,17 @@ async def test_fleet_totals_equal_the_traffic_sent(stack: Stack) -> None:
     assert await q('sum(voiceorch_requests_total{route="synthesize",status="2xx"})') == 5
     assert await q('sum(voiceorch_requests_total{route="openai_speech",status="2xx"})') == 1
     assert await q('sum(voiceorch_requests_total{status="4xx"})') == 3
-    assert await q("sum(voiceorch_first_audio_seconds_count)") == t.audio
+    first_audio = t.audio + t.session_utterances
+    assert await q("sum(voiceorch_first_audio_seconds_count)") == first_audio
+    assert await q('sum(voiceorch_first_audio_seconds_count{route="session"})') == 2
+    assert await q("sum(voiceorch_bargeins_total)") == t.bargeins
+    assert await q("sum(voiceorch_false_interruptions_total)") == t.false_interruptions
+    assert await q("sum(voiceorch_bargein_onset_to_silence_seconds_count)") == t.bargeins
+    # Only the cancelled barge-in has a decision -> last frame.
+    cancelled = t.bargeins - t.false_interruptions
+    assert await q("sum(voiceorch_bargein_decision_to_last_frame_seconds_count)") == cancelled
+    assert await q("sum(voiceorch_sessions_started_total)") == 1
+    assert await q("sum(voiceorch_sessions_ended_total)") == 1
     assert await q('sum(voiceorch_errors_total{kind="voice_not_found"})') == t.voice_not_found
     assert await q('sum(voiceorch_errors_total{kind="invalid_value"})') == t.invalid_value
     assert await q('sum(voiceorch_errors_total{class="server"})') == 0
@@ -244,7 +338,7 @@ async def test_fleet_totals_equal_the_traffic_sent(stack: Stack) -> None:
         async def summary_agrees(url: str = url) -> None:
             summary = (await stack.client.get(url)).json()
             assert summary["requests"]["total"] == t.requests
-            assert summary["first_audio_seconds"]["count"] == t.audio
+            assert summary["first_audio_seconds"]["count"] == t.audio + t.session_utterances
             assert summary["errors"]["by_kind"] == {
                 "voice_not_found": t.voice_not_found,
                 "invalid_value": t.invalid_value,
@@ -284,9 +378,9 @@ async def test_counters_moved_by_traffic_are_positive(stack: Stack) -> None:
 
 
 async def test_every_panel_query_returns_data(stack: Stack) -> None:
-    """Each query of each dashboard, as Grafana would run it, returns series; the barge-in
-    and session panels return zero-valued series until sessions report (they exist from
-    start-up). Only the CUDA panel is empty on this CPU-only machine."""
+    """Each query of each dashboard, as Grafana would run it, returns series, and the
+    barge-in panels carry the session's real (non-zero) data. Only the CUDA panel is empty
+    on this CPU-only machine."""
 
     async def traffic_scraped() -> None:
         assert await stack.scalar("sum(voiceorch_requests_total)") == stack.traffic.requests
@@ -304,6 +398,8 @@ async def test_every_panel_query_returns_data(stack: Stack) -> None:
         elif all(float(r["value"][1]) == 0 or r["value"][1] == "NaN" for r in result):
             zero_only.append(where)
     assert not empty, "\n".join(empty)
+    bargein_zero = [z for z in zero_only if "barge" in z.lower() or "false_interr" in z]
+    assert not bargein_zero, "\n".join(bargein_zero)
     print("\npanel queries with only zero or NaN values (no data of that kind yet):")
     print("\n".join(f"  {z}" for z in zero_only))
 

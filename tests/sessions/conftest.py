@@ -1,25 +1,16 @@
-"""LiveKit fixtures: a real livekit-server (built from its Go module) and an orchestrator
-joined to it. If the server cannot be built here, every test in this folder fails loudly
-with the build's reason: these tests must run in CI."""
+"""An orchestrator joined to the real livekit-server of tests/conftest.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from orchestrator.cli import Orchestrator
 from tests.conftest import orchestrator_settings
-from tests.livekit_server import LiveKitServer, ensure_livekit_server_binary
+from tests.livekit_server import LiveKitServer
 from tests.processes import WorkerProcess
-
-
-@pytest.fixture(scope="session")
-def livekit_server() -> Iterator[LiveKitServer]:
-    binary = ensure_livekit_server_binary()
-    with LiveKitServer(binary) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")
