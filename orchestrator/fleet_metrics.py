@@ -82,8 +82,20 @@ ERROR_KINDS: dict[str, Literal["client", "server"]] = {
     "method_not_allowed": "client",
     "no_audio": "client",
     "http_error": "client",
+    "session_not_found": "client",
+    "session_ended": "client",
+    "utterance_not_found": "client",
+    "utterance_closed": "client",
+    "unauthorized": "client",
+    "forbidden": "client",
+    "rate_limited": "client",
     "no_worker": "server",
     "worker_unavailable": "server",
+    "draining": "server",
+    "at_capacity": "server",
+    "livekit_unreachable": "server",
+    "owner_unreachable": "server",
+    "owner_moved": "server",
     # Failures without an error body.
     "internal_error": "server",  # an exception before the response started (HTTP 500)
     "stream_interrupted": "server",  # audio had started, then the response was cut off

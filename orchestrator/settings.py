@@ -48,6 +48,12 @@ class OrchestratorSettings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     """Workers tried for one utterance before its first audio (retry on failure)."""
 
+    api_keys: SecretStr | None = None
+    """JSON object of API keys and their scopes, e.g. {"<key>": ["synthesize", "sessions"]}.
+    Unset: the public API is open (fine on loopback; the production compose file requires
+    keys). Keys must be 16+ characters."""
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    """Requests a minute allowed per API key (bursts up to the same number); 0 disables."""
     advertise_url: str | None = None
     """URL other replicas use to reach this one's public API (forwarded session calls);
     defaults to http://<host>:<port>."""

@@ -47,6 +47,7 @@ router = APIRouter()
 @router.post(
     "/synthesize",
     response_class=AudioStreamResponse,
+    status_code=200,  # AudioStreamResponse takes no status_code for FastAPI to infer
     responses=AUDIO_RESPONSES,
     dependencies=[Depends(require_json)],
     summary="Stream speech for a text",
@@ -65,6 +66,7 @@ async def synthesize(body: SynthesizeRequest, service: Synthesis) -> AudioStream
 @router.post(
     "/v1/audio/speech",
     response_class=AudioStreamResponse,
+    status_code=200,  # AudioStreamResponse takes no status_code for FastAPI to infer
     responses=AUDIO_RESPONSES,
     dependencies=[Depends(require_json)],
     summary="OpenAI-compatible speech endpoint",

@@ -41,6 +41,7 @@ CONTAINERS_CONF = ROOT / "deploy" / "podman" / "containers.conf"
 BUILD_TIMEOUT_SECONDS = 2400
 UP_TIMEOUT_SECONDS = 300
 SENTENCE = "The containers are speaking now, one clause at a time."
+API_KEY = "deploy-test-api-key-0123456789"
 # Size targets of the issue (decimal megabytes, as `podman images` prints them).
 PIPER_IMAGE_MAX_BYTES = 450_000_000
 ORCHESTRATOR_IMAGE_MAX_BYTES = 700_000_000
@@ -227,6 +228,7 @@ def _run_stack(workdir: Path, env: dict[str, str], images: dict[str, str]) -> It
             # An operator's .env in the checkout must not change what the test runs.
             "COMPOSE_DISABLE_ENV_FILE": "1",
             "REDIS_PASSWORD": secrets.token_hex(16),
+            "ORCH_API_KEYS": json.dumps({API_KEY: ["synthesize", "sessions"]}),
             "LIVEKIT_API_KEY": "deploytest",
             "LIVEKIT_API_SECRET": secrets.token_hex(24),
             "LIVEKIT_DOMAIN": "livekit.invalid",
@@ -372,7 +374,14 @@ def test_runtime_image_has_no_compiler_and_ships_bytecode(images: Images, image:
 
 def test_synthesize_through_the_containers_returns_speech(stack: Stack) -> None:
     """POST /synthesize crosses orchestrator, Redis registry and Piper container: real words."""
-    response = httpx.post(f"{stack.api}/synthesize", json={"text": SENTENCE}, timeout=60)
+    anonymous = httpx.post(f"{stack.api}/synthesize", json={"text": SENTENCE}, timeout=60)
+    assert anonymous.status_code == 401  # the production file requires API keys
+    response = httpx.post(
+        f"{stack.api}/synthesize",
+        json={"text": SENTENCE},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=60,
+    )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("audio/wav")
     audio = parse_wav(response.content)

@@ -26,6 +26,7 @@ COMPILERS = re.compile(r"^(gcc|g\+\+|cc|clang|build-essential|make|cmake|.*-dev)
 # Values for the variables that the production files require (no defaults on purpose).
 REQUIRED = {
     "REDIS_PASSWORD": "0123456789abcdef",
+    "ORCH_API_KEYS": '{"static-check-key-0123": ["synthesize", "sessions"]}',
     "LIVEKIT_API_KEY": "APIstatic",
     "LIVEKIT_API_SECRET": "0123456789abcdef0123456789abcdef",
     "GRAFANA_ADMIN_PASSWORD": "static-check",
@@ -271,7 +272,13 @@ def test_required_secret_has_no_default(files: tuple[str, ...], variable: str) -
 
 def test_no_secret_has_a_default_in_any_compose_file() -> None:
     """Secrets appear only as ${VAR:?message}, never ${VAR:-default} or ${VAR}."""
-    secrets = ("REDIS_PASSWORD", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "GRAFANA_ADMIN_PASSWORD")
+    secrets = (
+        "REDIS_PASSWORD",
+        "ORCH_API_KEYS",
+        "LIVEKIT_API_KEY",
+        "LIVEKIT_API_SECRET",
+        "GRAFANA_ADMIN_PASSWORD",
+    )
     for name in ("docker-compose.prod.yml", "docker-compose.monitoring.yml"):
         text = (ROOT / name).read_text()
         for secret in secrets:

@@ -1,0 +1,160 @@
+"""Concurrency: N simultaneous streams of the same text against our /synthesize (raw PCM at the
+voice's native rate) and against Piper's own HTTP server, alternating level by level.
+
+Per stream, every network read is timed. First audio is the read holding the first audible
+sample. Playback starts then; a read is an underrun when it arrives after its playback
+deadline: first-audio time + seconds of audio received so far (from the first audible read).
+Per level: per-stream real-time factor (request -> last byte, over audio seconds), first audio
+p50/p95, underruns, p99 of the gaps between reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench.stats import percentile, summary
+
+AUDIBLE = int(0.01 * 32767)
+WAV_HEADER_BYTES = 44
+
+
+@dataclass
+class Stream:
+    started: float
+    arrivals: list[float] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # bytes of PCM in each read
+    first_audible: int | None = None  # index of the read holding the first audible sample
+
+
+async def _one_stream(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], header_bytes: int
+) -> Stream:
+    stream = Stream(time.perf_counter())
+    skip = header_bytes
+    pending = b""
+    async with client.stream("POST", path, json=body) as response:
+        response.raise_for_status()
+        async for chunk in response.aiter_raw():
+            now = time.perf_counter()
+            if skip:
+                taken = min(skip, len(chunk))
+                chunk, skip = chunk[taken:], skip - taken
+            if not chunk:
+                continue
+            stream.arrivals.append(now)
+            stream.sizes.append(len(chunk))
+            if stream.first_audible is None:
+                data = pending + chunk
+                usable = len(data) - len(data) % 2
+                pending = data[usable:]
+                pcm = np.frombuffer(data[:usable], dtype="<i2").astype(np.int32)
+                if bool(np.any(np.abs(pcm) > AUDIBLE)):
+                    stream.first_audible = len(stream.arrivals) - 1
+    return stream
+
+
+def _analyse(streams: list[Stream], rate: int) -> dict[str, Any]:
+    first_audio, rtf, gaps = [], [], []
+    underruns = streams_with_underrun = 0
+    late_seconds: list[float] = []
+    for s in streams:
+        total_seconds = sum(s.sizes) / 2 / rate
+        rtf.append((s.arrivals[-1] - s.started) / total_seconds)
+        gaps += list(np.diff(s.arrivals))
+        k = s.first_audible if s.first_audible is not None else 0
+        first_audio.append(s.arrivals[k] - s.started)
+        played_from = s.arrivals[k]
+        received = 0.0
+        count = 0
+        for i in range(k, len(s.arrivals)):
+            deadline = played_from + received
+            if s.arrivals[i] > deadline + 1e-4:
+                count += 1
+                late_seconds.append(s.arrivals[i] - deadline)
+            received += s.sizes[i] / 2 / rate
+        underruns += count
+        streams_with_underrun += count > 0
+    return {
+        "streams": len(streams),
+        "audio_seconds_per_stream": sum(streams[0].sizes) / 2 / rate,
+        "rtf": summary(rtf) | {"max": max(rtf)},
+        "first_audio_seconds": summary(first_audio),
+        "underruns": underruns,
+        "streams_with_underrun": streams_with_underrun,
+        "worst_late_seconds": max(late_seconds, default=0.0),
+        "gap_p99_seconds": percentile(gaps, 99),
+        "reads_per_stream": float(np.mean([len(s.arrivals) for s in streams])),
+    }
+
+
+async def _level(
+    url: str, path: str, body: dict[str, Any], header_bytes: int, n: int
+) -> list[Stream]:
+    limits = httpx.Limits(max_connections=n + 4, max_keepalive_connections=n + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+        # One warm request opens a connection; the streams then start together.
+        await _one_stream(client, path, {**body, "text": "Warm up."}, header_bytes)
+        return list(
+            await asyncio.gather(*(_one_stream(client, path, body, header_bytes) for _ in range(n)))
+        )
+
+
+def run(
+    api_url: str,
+    piper_http_url: str | None,
+    text: str,
+    rate: int,
+    levels: list[int],
+    rounds: int = 1,
+) -> dict[str, Any]:
+    systems: dict[str, tuple[str, str, dict[str, Any], int]] = {
+        "ours": (api_url, "/synthesize", {"text": text, "format": "pcm", "sample_rate": rate}, 0),
+    }
+    if piper_http_url:
+        systems["piper_http"] = (piper_http_url, "/synthesize", {"text": text}, WAV_HEADER_BYTES)
+    collected: dict[str, dict[int, list[Stream]]] = {name: {n: [] for n in levels} for name in systems}
+    for n in levels:
+        for _ in range(rounds):
+            for name, (url, path, body, header) in systems.items():
+                collected[name][n] += asyncio.run(_level(url, path, body, header, n))
+    results: dict[str, Any] = {"text_words": len(text.split()), "rounds": rounds, "levels": levels}
+    for name in systems:
+        per_level = {str(n): _analyse(collected[name][n], rate) for n in levels}
+        clean = [n for n in levels if per_level[str(n)]["underruns"] == 0]
+        # the largest level such that it and every level below it ran without underruns
+        largest = 0
+        for n in levels:
+            if n not in clean:
+                break
+            largest = n
+        results[name] = {"per_level": per_level, "largest_level_without_underruns": largest}
+    return results
+
+
+def table(result: dict[str, Any]) -> str:
+    head = (
+        f"{'system':<11}{'streams':>8}{'rtf p50':>9}{'rtf max':>9}{'first p50':>11}"
+        f"{'first p95':>11}{'underruns':>10}{'gap p99':>10}"
+    )
+    lines = [head, "-" * len(head)]
+    for name in ("ours", "piper_http"):
+        if name not in result:
+            continue
+        for n, row in result[name]["per_level"].items():
+            lines.append(
+                f"{name:<11}{n:>8}{row['rtf']['p50']:>9.3f}{row['rtf']['max']:>9.3f}"
+                f"{row['first_audio_seconds']['p50'] * 1000:>9.0f}ms"
+                f"{row['first_audio_seconds']['p95'] * 1000:>9.0f}ms"
+                f"{row['underruns']:>10}{row['gap_p99_seconds'] * 1000:>8.0f}ms"
+            )
+        lines.append(
+            f"  {name}: largest level with zero underruns (this and all below): "
+            f"{result[name]['largest_level_without_underruns']}"
+        )
+    return "\n".join(lines)
