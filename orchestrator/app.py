@@ -98,4 +98,7 @@ def create_public_app(services: Services) -> FastAPI:
 
 
 def create_apps(services: Services) -> tuple[FastAPI, FastAPI]:
-    return create_public_app(services), create_ops_app(services.registry, services.metrics)
+    ops = create_ops_app(
+        services.registry, services.metrics, draining=lambda: services.synthesis.draining
+    )
+    return create_public_app(services), ops

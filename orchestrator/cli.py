@@ -72,6 +72,24 @@ class Orchestrator:
             },
         )
 
+    async def drain(self) -> None:
+        """Refuse new work (readyz and new requests answer 503), let streams and utterances
+        under way finish within the drain timeout, then stop."""
+        services = self.services
+        services.synthesis.draining = True
+        services.sessions.draining = True
+        log.info("draining", extra={"timeout_seconds": self.settings.drain_timeout_seconds})
+        deadline = asyncio.get_running_loop().time() + self.settings.drain_timeout_seconds
+        while services.synthesis.active or services.sessions.busy():
+            if asyncio.get_running_loop().time() >= deadline:
+                log.warning(
+                    "drain timeout: stopping with work under way",
+                    extra={"streams": services.synthesis.active},
+                )
+                break
+            await asyncio.sleep(0.05)
+        await self.stop()
+
     async def stop(self) -> None:
         for server in (self.public, self.ops):
             server.should_exit = True
@@ -87,8 +105,7 @@ async def serve(settings: OrchestratorSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping")
-    await orchestrator.stop()
+    await orchestrator.drain()
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -11,7 +13,11 @@ from orchestrator.fleet_metrics import FleetMetrics
 from orchestrator.registry import WorkerRegistry
 
 
-def create_ops_app(registry: WorkerRegistry, metrics: FleetMetrics | None = None) -> FastAPI:
+def create_ops_app(
+    registry: WorkerRegistry,
+    metrics: FleetMetrics | None = None,
+    draining: Callable[[], bool] = lambda: False,
+) -> FastAPI:
     app = FastAPI(title="voice-orchestrator ops", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/livez")
@@ -24,7 +30,9 @@ def create_ops_app(registry: WorkerRegistry, metrics: FleetMetrics | None = None
         """Ready when the store answers and at least one worker accepts streams."""
         accepting = [w for w in registry.workers if not w.draining]
         reason = None
-        if registry.store_error is not None:
+        if draining():
+            reason = "draining: this replica is shutting down"
+        elif registry.store_error is not None:
             reason = f"store unavailable: {registry.store_error}"
         elif not registry.workers:
             reason = "no TTS worker is registered"

@@ -215,6 +215,12 @@ class VoiceSession:
 
     # -- speaking -----------------------------------------------------------------------
 
+    @property
+    def busy(self) -> bool:
+        return self.state is SessionState.ACTIVE and (
+            self._current is not None or not self._queue.empty()
+        )
+
     def say(self, text: str, *, interruptible: bool = True, final: bool = True) -> Utterance:
         """Queue an utterance; with final=False more text follows through append_text()."""
         utterance = Utterance(id=uuid.uuid4().hex, interruptible=interruptible)

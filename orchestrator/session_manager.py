@@ -160,6 +160,10 @@ class SessionManager:
         await self._save(session, ttl=ENDED_RECORD_TTL_SECONDS)
         return self._record_of(session)
 
+    def busy(self) -> bool:
+        """Some session here is speaking or has utterances waiting."""
+        return any(session.busy for session in self.local.values())
+
     def owned(self, session_id: str) -> VoiceSession | None:
         return self.local.get(session_id)
 

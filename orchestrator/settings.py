@@ -85,6 +85,9 @@ class OrchestratorSettings(BaseSettings):
     """Silero speech probability that counts as speech."""
     vad_min_speech_seconds: float = Field(default=0.05, ge=0.032)
     """Speech needed before the VAD reports an onset (one window is 32 ms)."""
+    drain_timeout_seconds: float = Field(default=30.0, ge=0)
+    """On SIGTERM, how long streams and utterances already under way may finish before the
+    process exits (new requests get 503 meanwhile). Give containers a longer stop grace."""
     max_sessions: int = Field(default=100, ge=1)
     """Sessions this replica hosts at once; more get 503."""
 

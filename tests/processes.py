@@ -160,3 +160,48 @@ def running_worker(**env: str) -> Iterator[WorkerProcess]:
         yield worker.start()
     finally:
         worker.stop()
+
+
+@dataclass
+class OrchestratorProcess:
+    """A real `voice-orchestrator` process (for signals: SIGTERM drains)."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    ops_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ops(self) -> str:
+        return f"http://127.0.0.1:{self.ops_port}"
+
+    def start(self) -> OrchestratorProcess:
+        env = {
+            **os.environ,
+            "ORCH_PORT": str(self.port),
+            "ORCH_OPS_PORT": str(self.ops_port),
+            **self.env,
+        }
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "orchestrator"], env=env, cwd=ROOT, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"orchestrator exited early:\n{_log_tail(self.log_path)}")
+            with contextlib.suppress(OSError):
+                import urllib.request
+
+                if urllib.request.urlopen(self.ops + "/readyz", timeout=1).status == 200:
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError(f"orchestrator not ready:\n{_log_tail(self.log_path)}")
+
+    def stop(self) -> int:
+        return _stop(self.proc) if self.proc is not None else 0

@@ -19,6 +19,12 @@ class Admission:
         self._semaphore = asyncio.Semaphore(max_active)
         self.active = 0
         self.queued = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Returns once no stream is active or queued."""
+        await self._idle.wait()
 
     async def acquire(self) -> float:
         """Wait for a slot; return the seconds spent queued. Raise QueueFull at once when
@@ -27,13 +33,20 @@ class Admission:
             raise QueueFull(f"{self.active} streams active and {self.queued} queued")
         started = time.perf_counter()
         self.queued += 1
+        self._idle.clear()
         try:
             await self._semaphore.acquire()
-        finally:
+        except BaseException:
             self.queued -= 1
+            if not self.active and not self.queued:
+                self._idle.set()
+            raise
+        self.queued -= 1
         self.active += 1
         return time.perf_counter() - started
 
     def release(self) -> None:
         self.active -= 1
         self._semaphore.release()
+        if not self.active and not self.queued:
+            self._idle.set()

@@ -93,8 +93,10 @@ def note_voice_loads(engine: str, load_seconds: Mapping[str, float]) -> None:
 
 
 class GpuMemoryCollector(Collector):
-    """GPU memory per CUDA device, read through NVML (the `nvidia-ml-py` package) when it is
-    installed and a driver answers; no series at all on a CPU-only worker."""
+    """GPU memory and utilisation per CUDA device, read through NVML (the `nvidia-ml-py`
+    package, in the `piper-gpu` and `cosyvoice` extras) when it is installed and a driver
+    answers; no series at all on a CPU-only worker. Utilisation is left out for a device that
+    does not report it (MIG slices, some virtual GPUs)."""
 
     def __init__(self, nvml: Any = None) -> None:
         self._nvml = nvml
@@ -119,17 +121,30 @@ class GpuMemoryCollector(Collector):
         total = GaugeMetricFamily(
             "voiceorch_worker_gpu_memory_total_bytes", "GPU memory installed.", labels=["device"]
         )
+        utilization = GaugeMetricFamily(
+            "voiceorch_worker_gpu_utilization_ratio",
+            "Share of the last sample period the GPU was busy running kernels (0-1).",
+            labels=["device"],
+        )
         nvml = self._nvml
         try:
             for index in range(nvml.nvmlDeviceGetCount()):
-                info = nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(index))
+                handle = nvml.nvmlDeviceGetHandleByIndex(index)
+                info = nvml.nvmlDeviceGetMemoryInfo(handle)
                 used.add_metric([str(index)], float(info.used))
                 total.add_metric([str(index)], float(info.total))
+                try:
+                    busy = nvml.nvmlDeviceGetUtilizationRates(handle).gpu
+                except Exception:  # not supported on this device: no utilisation series
+                    continue
+                utilization.add_metric([str(index)], float(busy) / 100.0)
         except Exception:  # a driver error mid-scrape must not fail the whole scrape
             log.warning("reading GPU memory through NVML failed", exc_info=True)
             return
         yield used
         yield total
+        if utilization.samples:
+            yield utilization
 
 
 REGISTRY.register(GpuMemoryCollector())

@@ -112,7 +112,16 @@ class Worker:
             self.service.draining = True
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.server.stop(self.settings.drain_grace_seconds)
+        # Stay reachable while streams finish: health answers NOT_SERVING, new streams get
+        # UNAVAILABLE, and the heartbeat says "draining" so orchestrators route elsewhere.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.drain_grace_seconds
+        if self.service is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.service.admission.wait_idle(), self.settings.drain_grace_seconds
+                )
+        await self.server.stop(max(0.0, deadline - loop.time()))
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

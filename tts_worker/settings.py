@@ -17,8 +17,9 @@ class WorkerSettings(BaseSettings):
         env_prefix="TTS_WORKER_", extra="ignore", use_attribute_docstrings=True
     )
 
-    engine: Literal["piper"] = "piper"
-    """Synthesis engine this worker runs."""
+    engine: Literal["piper", "cosyvoice"] = "piper"
+    """Synthesis engine this worker runs: `piper` (CPU or CUDA) or `cosyvoice` (CosyVoice 2,
+    for a GPU; one worker per GPU, `max_concurrent_streams` bounds the streams sharing it)."""
     host: str = "127.0.0.1"
     """Address the gRPC server binds to (use 0.0.0.0 in containers)."""
     port: int = Field(default=7001, ge=1, le=65535)
@@ -49,6 +50,20 @@ class WorkerSettings(BaseSettings):
     onnx_allow_spinning: bool = True
     """Let onnxruntime threads spin between operators: 16 % faster first audio for a short
     sentence on 2 cores, with no measurable throughput loss at 4 streams."""
+    onnx_provider: Literal["cpu", "cuda", "auto"] = "cpu"
+    """Where Piper runs: `cpu`; `cuda` (needs the `piper-gpu` install); `auto` (CUDA when
+    available). `cuda` and `auto` fall back to the CPU with a logged warning."""
+
+    cosyvoice_model_dir: Path | None = None
+    """CosyVoice 2 model folder (e.g. CosyVoice2-0.5B, mounted: never downloaded)."""
+    cosyvoice_voices_dir: Path | None = None
+    """Folder of zero-shot CosyVoice voices: `<name>.wav` (16-bit PCM, 1-30 s) with the
+    transcript of that clip in `<name>.txt`; each becomes the voice `<name>`."""
+    cosyvoice_fp16: bool = False
+    """Run CosyVoice 2 in half precision (CUDA only)."""
+    cosyvoice_model_factory: str | None = None
+    """Tests only: `module:callable` that builds the model from the folder in place of
+    CosyVoice 2 (the tests' stand-in model). Leave unset in production."""
 
     min_clause_chars: int = Field(default=30, ge=1)
     """A clause boundary (, ; :) ends a segment once it holds at least this many characters."""

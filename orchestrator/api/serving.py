@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from starlette.responses import StreamingResponse
@@ -33,9 +33,11 @@ class AudioStreamResponse(StreamingResponse):
         first: tts_pb2.AudioFrame,
         fmt: AudioFormat,
         metrics: FleetMetrics | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self._stream = stream
         self._metrics = metrics
+        self._on_close = on_close
         rate = first.sample_rate
         headers = {
             "X-Sample-Rate": str(rate),
@@ -75,6 +77,8 @@ class AudioStreamResponse(StreamingResponse):
         finally:
             # Client disconnect cancels the body task and lands here: cancel the worker.
             await self._stream.aclose()
+            if self._on_close is not None:
+                self._on_close()
 
 
 class SynthesisService:
@@ -92,6 +96,11 @@ class SynthesisService:
         self.registry = registry
         self.channels = channels
         self.metrics = metrics
+        self.draining = False
+        self.active = 0  # responses still streaming; a drain waits for them
+
+    def _closed(self) -> None:
+        self.active -= 1
 
     def voices(self) -> VoicesResponse:
         by_name: dict[str, VoiceOut] = {}
@@ -118,6 +127,29 @@ class SynthesisService:
     async def stream(
         self,
         *,
+        text: str,
+        voice: str | None,
+        sample_rate: int | None,
+        fmt: AudioFormat,
+        text_param: str,
+        voice_param: str,
+    ) -> AudioStreamResponse:
+        if self.draining:
+            raise APIError(
+                503,
+                "draining",
+                "this replica is shutting down; retry on another",
+                headers={"Retry-After": "1"},
+            )
+        self.active += 1
+        try:
+            return await self._stream(text, voice, sample_rate, fmt, text_param, voice_param)
+        except BaseException:
+            self.active -= 1
+            raise
+
+    async def _stream(
+        self,
         text: str,
         voice: str | None,
         sample_rate: int | None,
@@ -154,7 +186,7 @@ class SynthesisService:
         if first is None:
             await stream.aclose()
             raise APIError(422, "no_audio", f"{text_param} produced no audio", param=text_param)
-        return AudioStreamResponse(stream, first, fmt, self.metrics)
+        return AudioStreamResponse(stream, first, fmt, self.metrics, on_close=self._closed)
 
     def _resolve_voice(self, voice: str | None, param: str) -> str:
         if voice is None:

@@ -174,6 +174,13 @@ async def say(session_id: str, body: SayRequest, request: Request, manager: Mana
     session = manager.owned(session_id)
     if session is None:
         return await _forward(manager, record, request, body.model_dump())
+    if manager.draining:
+        raise APIError(
+            503,
+            "draining",
+            "this replica is shutting down; no new utterances",
+            headers={"Retry-After": "1"},
+        )
     _check_length(manager, len(body.text))
     utterance = session.say(body.text, interruptible=body.interruptible, final=body.final)
     return JSONResponse(

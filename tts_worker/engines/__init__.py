@@ -15,8 +15,15 @@ def _piper(settings: WorkerSettings) -> Engine:
     return PiperEngine.from_settings(settings)
 
 
+def _cosyvoice(settings: WorkerSettings) -> Engine:
+    from tts_worker.engines.cosyvoice import CosyVoiceEngine
+
+    return CosyVoiceEngine.from_settings(settings)
+
+
 ENGINES: dict[str, Callable[[WorkerSettings], Engine]] = {
     "piper": _piper,
+    "cosyvoice": _cosyvoice,
 }
 
 

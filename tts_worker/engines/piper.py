@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnxruntime
@@ -19,6 +20,31 @@ from tts_worker.engines.base import FloatAudio, VoiceNotFoundError, VoiceSpec
 from tts_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
+
+OnnxProvider = Literal["cpu", "cuda", "auto"]
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+def select_providers(wanted: OnnxProvider, available: list[str]) -> list[str]:
+    """onnxruntime execution providers for `TTS_WORKER_ONNX_PROVIDER`.
+
+    CUDA needs onnxruntime's GPU build, which the `piper-gpu` install extra brings: both builds
+    ship the same `onnxruntime` import package, so the CPU wheel (a dependency of piper-tts) is
+    left out of that install (`uv sync --extra piper-gpu --no-install-package onnxruntime`,
+    `uv export ... --no-emit-package onnxruntime` in docker/Dockerfile.tts) and piper-tts
+    imports the GPU build instead. `cuda` and `auto` fall back to the CPU, with a warning, when
+    the CUDA provider is not there (CPU build, no driver, no device).
+    """
+    if wanted == "cpu":
+        return [CPU_PROVIDER]
+    if CUDA_PROVIDER in available:
+        return [CUDA_PROVIDER, CPU_PROVIDER]
+    log.warning(
+        "CUDA execution provider unavailable: Piper runs on the CPU",
+        extra={"onnx_provider": wanted, "available_providers": available},
+    )
+    return [CPU_PROVIDER]
 
 
 @dataclass(frozen=True)
@@ -75,6 +101,7 @@ class PiperEngine:
         default_voice: str,
         intra_op_threads: int = 2,
         allow_spinning: bool = True,
+        onnx_provider: OnnxProvider = "cpu",
     ) -> None:
         if default_voice not in available:
             raise ValueError(f"default voice {default_voice!r} not found; have {sorted(available)}")
@@ -82,6 +109,7 @@ class PiperEngine:
         self._default = default_voice
         self._intra_op_threads = intra_op_threads
         self._allow_spinning = allow_spinning
+        self.providers = select_providers(onnx_provider, onnxruntime.get_available_providers())
         self._loaded: dict[str, PiperVoice] = {}
         self._lock = threading.Lock()
         self.load_seconds: dict[str, float] = {}
@@ -98,6 +126,7 @@ class PiperEngine:
             settings.default_voice,
             settings.onnx_intra_op_threads,
             settings.onnx_allow_spinning,
+            settings.onnx_provider,
         )
         for name in [settings.default_voice, *settings.preload_voices]:
             engine.load_voice(name)
@@ -156,7 +185,13 @@ class PiperEngine:
         options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         session = onnxruntime.InferenceSession(
-            str(files.model), sess_options=options, providers=["CPUExecutionProvider"]
+            str(files.model), sess_options=options, providers=self.providers
         )
+        if CUDA_PROVIDER in self.providers and CUDA_PROVIDER not in session.get_providers():
+            # Listed but failed to initialise (e.g. a missing cuDNN): onnxruntime fell back.
+            log.warning(
+                "CUDA execution provider failed to start: Piper runs on the CPU",
+                extra={"voice": files.model.name, "providers": session.get_providers()},
+            )
         config = PiperConfig.from_dict(json.loads(files.config.read_text(encoding="utf-8")))
         return PiperVoice(session=session, config=config)
