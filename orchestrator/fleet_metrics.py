@@ -91,6 +91,7 @@ ERROR_KINDS: dict[str, Literal["client", "server"]] = {
     "rate_limited": "client",
     "no_worker": "server",
     "worker_unavailable": "server",
+    "synthesis_failed": "server",
     "draining": "server",
     "at_capacity": "server",
     "livekit_unreachable": "server",

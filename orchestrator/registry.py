@@ -23,7 +23,10 @@ from tts_rpc.v1 import tts_pb2
 
 log = logging.getLogger(__name__)
 
-_POLL_TIMEOUT_SECONDS = 1.0
+_POLL_TIMEOUT_SECONDS = 2.0
+# A worker gone from the registry keeps its channel this long (and while streams use it):
+# a busy worker that misses a heartbeat must not have its streams cut.
+_FORGET_AFTER_SECONDS = 60.0
 
 
 class VoiceNotFound(LookupError):
@@ -62,28 +65,36 @@ class WorkerRegistry:
         self._default_voice = default_voice
         self._workers: list[WorkerRecord] = []
         self._inflight: Counter[str] = Counter()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing: list[asyncio.Task[None]] = []
+        self._last_seen: dict[str, tuple[float, str]] = {}  # address -> (when, worker id)
         self.store_error: str | None = None
         self.refreshed_at: float | None = None
 
     async def start(self) -> None:
+        await asyncio.gather(*(self._poll(a) for a in self._static_workers))
         await self.refresh()
-        self._task = asyncio.create_task(self._refresh_forever(), name="registry-refresh")
+        self._tasks = [asyncio.create_task(self._refresh_forever(), name="registry-refresh")]
+        # One poller per worker: a slow or dead worker never delays the cache refresh, so a
+        # dead worker's record expires on time while the others are busy.
+        self._tasks += [
+            asyncio.create_task(self._poll_forever(a), name=f"registry-poll-{a}")
+            for a in self._static_workers
+        ]
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     @property
     def workers(self) -> list[WorkerRecord]:
         return list(self._workers)
 
     async def refresh(self) -> None:
-        """Poll static workers (embedded mode), then reload the cache from the store."""
-        if self._static_workers:
-            await asyncio.gather(*(self._poll(a) for a in self._static_workers))
+        """Reload the cache from the store."""
         try:
             workers = await list_workers(self._store)
         except StoreUnavailable as exc:
@@ -97,11 +108,24 @@ class WorkerRegistry:
         if self.store_error is not None:
             log.info("store reachable again")
         self.store_error = None
-        gone = {w.address for w in self._workers} - {w.address for w in workers}
-        for address in gone:
-            await self._channels.forget(address)
+        self._forget_stale_channels(workers)
         self._workers = workers
         self.refreshed_at = time.monotonic()
+
+    def _forget_stale_channels(self, workers: list[WorkerRecord]) -> None:
+        now = time.monotonic()
+        for worker in self._workers:
+            self._last_seen[worker.address] = (now, worker.worker_id)
+        live = {w.address for w in workers} | set(self._static_workers)
+        for address, (seen, worker_id) in list(self._last_seen.items()):
+            if address in live:
+                continue
+            if now - seen > _FORGET_AFTER_SECONDS and not self._inflight[worker_id]:
+                del self._last_seen[address]
+                self._closing.append(
+                    asyncio.create_task(self._channels.forget(address), name="channel-close")
+                )
+        self._closing = [t for t in self._closing if not t.done()]
 
     async def _refresh_forever(self) -> None:
         while True:
@@ -110,6 +134,14 @@ class WorkerRegistry:
                 await self.refresh()
             except Exception:
                 log.exception("registry refresh failed")
+
+    async def _poll_forever(self, address: str) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_seconds)
+            try:
+                await self._poll(address)
+            except Exception:
+                log.exception("worker poll failed", extra={"address": address})
 
     async def _poll(self, address: str) -> None:
         stub = self._channels.stub(address)

@@ -29,9 +29,10 @@ async def test_orchestrator_sigterm_finishes_streams_then_exits_zero(
     ).start()
     assert orch.proc is not None
     try:
-        async with httpx.AsyncClient(timeout=60) as client, client.stream(
-            "POST", orch.api + "/synthesize", json={"text": LONG_TEXT}
-        ) as streaming:
+        async with (
+            httpx.AsyncClient(timeout=60) as client,
+            client.stream("POST", orch.api + "/synthesize", json={"text": LONG_TEXT}) as streaming,
+        ):
             assert streaming.status_code == 200
             body = streaming.aiter_raw()
             chunks = [await anext(body)]

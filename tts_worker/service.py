@@ -89,8 +89,16 @@ class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
             self._read(request_iterator, utterance), name=f"tts-read-{utterance.id}"
         )
         try:
-            async for response in utterance.responses():
-                yield response
+            try:
+                async for response in utterance.responses():
+                    yield response
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                raise
+            except Exception as exc:
+                # The engine failed on this text: say so with a status, never a bare crash.
+                log.exception("synthesis failed", extra={"utterance_id": utterance.id})
+                outcome = "error"
+                await context.abort(grpc.StatusCode.INTERNAL, f"synthesis failed: {exc!r}"[:300])
             if utterance.error is not None:
                 outcome = "invalid"
                 await context.abort(utterance.error.code, utterance.error.details)

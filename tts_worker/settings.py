@@ -42,8 +42,10 @@ class WorkerSettings(BaseSettings):
     """Utterances synthesized at once; more wait in the queue."""
     max_queued_streams: int = Field(default=32, ge=0)
     """Utterances allowed to wait for a slot; beyond this a stream gets RESOURCE_EXHAUSTED."""
-    inference_threads: int = Field(default=2, ge=1)
-    """Threads running engine inference calls concurrently (size of the executor)."""
+    inference_threads: int = Field(default=1, ge=1)
+    """Engine calls running at once (the executor's size). Each uses onnx_intra_op_threads
+    cores, so on 2 cores one call at a time with 2 threads keeps the cores busy without
+    starving the event loop that streams frames and answers health checks."""
     onnx_intra_op_threads: int = Field(default=2, ge=1)
     """onnxruntime intra-op threads per inference call. On 2 cores, 2 cuts one stream's
     first audio by a third; 1 gives about 10 % more total throughput under load."""

@@ -23,6 +23,7 @@ from tts_worker.text_segmenter import Segment, TextSegmenter
 T = TypeVar("T")
 
 SUPPORTED_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
+_CONTROL_TO_SPACE = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), 127], " ")
 DEFAULT_FRAME_MS = 20
 
 
@@ -132,6 +133,9 @@ class Utterance:
                 f"utterance text exceeds the limit of "
                 f"{self._limits.max_utterance_chars} characters",
             )
+        # Control characters (a NUL breaks espeak) become spaces: one for one, so the text
+        # spans frames report still index the caller's text.
+        text = text.translate(_CONTROL_TO_SPACE)
         if self.first_text_at is None and text.strip():
             self.first_text_at = time.perf_counter()
         for segment in self._segmenter.push(text):

@@ -221,6 +221,12 @@ class SynthesisService:
         if isinstance(exc, WorkerStreamError):
             if exc.code == grpc.StatusCode.NOT_FOUND:
                 return APIError(404, "voice_not_found", exc.details, param=voice_param)
+            if exc.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
+                return APIError(
+                    502,
+                    "synthesis_failed",
+                    f"the worker could not synthesize this text ({exc.code.name}: {exc.details})",
+                )
             if exc.code == grpc.StatusCode.INVALID_ARGUMENT:
                 return APIError(422, "invalid_value", exc.details)
             return APIError(

@@ -78,3 +78,14 @@ async def test_empty_stream_ends_cleanly(channel: grpc.aio.Channel) -> None:
     received = await stream.read_all()
     assert received.frames == [] and received.stats is not None
     assert await stream.call.code() == grpc.StatusCode.OK
+
+
+async def test_control_characters_are_spoken_around_not_choked_on(
+    channel: grpc.aio.Channel,
+) -> None:
+    """A NUL in the text (found by fuzzing the HTTP API) once made espeak raise; control
+    characters now become spaces and the rest is spoken."""
+    stream = Stream(channel)
+    await stream.send(config(), text("Hello\x00 there,\x07 friend."), END)
+    received = await stream.read_all()
+    assert received.stats is not None and received.audio_seconds > 0.5

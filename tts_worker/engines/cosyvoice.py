@@ -285,6 +285,15 @@ class CosyVoiceEngine:
         )
         for name in [engine.default_voice, *settings.preload_voices]:
             engine.load_voice(name)
+        if settings.inference_threads < settings.max_concurrent_streams:
+            log.warning(
+                "fewer inference threads than concurrent streams: CosyVoice streams will take "
+                "turns (set TTS_WORKER_INFERENCE_THREADS to TTS_WORKER_MAX_CONCURRENT_STREAMS)",
+                extra={
+                    "inference_threads": settings.inference_threads,
+                    "max_concurrent_streams": settings.max_concurrent_streams,
+                },
+            )
         return engine
 
     @property

@@ -1,0 +1,1 @@
+"""Stand-ins for what cannot exist on a CPU test machine, each named as a fake."""
