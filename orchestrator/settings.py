@@ -43,8 +43,10 @@ class OrchestratorSettings(BaseSettings):
     """Longest text accepted by /synthesize and /v1/audio/speech (longer: 413)."""
     max_body_bytes: int = Field(default=65536, ge=1024)
     """Largest request body accepted (larger: 413)."""
-    first_audio_timeout_seconds: float = Field(default=10.0, gt=0)
-    """How long to wait for a worker's first frame before trying another worker."""
+    first_audio_timeout_seconds: float = Field(default=20.0, gt=0)
+    """How long to wait for a worker's first frame before trying another worker. A dead
+    worker is noticed at once (connection reset); this only guards against a hung one, so
+    it is generous: under overload a queued stream must not be given up on."""
     max_attempts: int = Field(default=3, ge=1)
     """Workers tried for one utterance before its first audio (retry on failure)."""
 

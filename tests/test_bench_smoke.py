@@ -28,6 +28,27 @@ def test_bench_quick_run_writes_results(tmp_path: Path) -> None:
         assert row["synthesize_first_audio"]["n"] == 1
         assert row["synthesize_first_audio"]["p50"] > 0
     assert report["scenarios"]["bargein"]["onset_to_last_frame_seconds"]["n"] == 2
-    assert report["scenarios"]["bargein"]["false_interruption_resume_delay_seconds"]["n"] == 1
+    bargein = report["scenarios"]["bargein"]
+    resumed = bargein["false_interruption_resume_delay_seconds"]["n"]
+    assert resumed + bargein["false_interruption_bursts_ignored_by_vad"] == 1
+    for row in rows.values():
+        assert row["piper_http_first_audio"]["n"] == 1
+        assert row["speedup_vs_piper_http_p50"] > 0
+    levels = report["scenarios"]["concurrency"]
+    for system in ("ours", "piper_http"):
+        assert set(levels[system]["per_level"]) == {"1", "2"}
+        assert levels[system]["per_level"]["2"]["streams"] == 2
+        assert "largest_level_without_underruns" in levels[system]
+        assert "largest_level_real_time" in levels[system]
+    overheads = report["scenarios"]["overheads"]
+    assert overheads["startup"]["worker_to_serving_seconds"]["n"] == 1
+    assert overheads["worker_voice_memory"]["rss_per_loaded_voice_mib"] is not None
+    assert overheads["orchestrator_sessions"]["sessions"] == 1
+    assert report["wyoming_piper"]["ran"] is False  # skipped in --quick
     assert "metrics_overhead" in report["scenarios"]
-    assert "First audio" in done.stdout and "Barge-in" in done.stdout
+    assert {p.name.removeprefix(result.stem) for p in tmp_path.glob("*.png")} == {
+        "-first-audio.png",
+        "-concurrency.png",
+    }
+    for heading in ("First audio", "Concurrency", "Barge-in", "Overheads"):
+        assert heading in done.stdout

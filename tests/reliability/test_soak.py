@@ -1,0 +1,104 @@
+"""30 concurrent clients mixing /synthesize, /v1/audio/speech and LiveKit sessions for two
+minutes: no server error, memory flat after warm-up, tasks back to baseline afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import random
+import time
+from collections import Counter
+
+import httpx
+import psutil
+import pytest
+
+from orchestrator.cli import Orchestrator
+from tests.conftest import orchestrator_settings
+from tests.livekit_server import LiveKitServer
+from tests.processes import WorkerProcess
+
+SECONDS = float(os.environ.get("VO_TEST_SOAK_SECONDS", "120"))
+WARM_UP = min(20.0, SECONDS / 4)
+CLIENTS = 30
+TEXTS = ["Your table is ready.", "Thanks, see you soon.", "The next train leaves at nine."]
+
+
+async def client_loop(api: httpx.AsyncClient, until: float, seen: Counter[str]) -> None:
+    rng = random.Random()
+    while time.monotonic() < until:
+        pick = rng.random()
+        if pick < 0.45:
+            response = await api.post("/synthesize", json={"text": rng.choice(TEXTS)})
+            seen[f"synthesize {response.status_code}"] += 1
+        elif pick < 0.9:
+            response = await api.post(
+                "/v1/audio/speech",
+                json={
+                    "model": "tts-1",
+                    "input": rng.choice(TEXTS),
+                    "voice": "en_US-joe-medium",
+                    "response_format": "pcm",
+                },
+            )
+            seen[f"speech {response.status_code}"] += 1
+        else:
+            created = await api.post("/sessions", json={})
+            seen[f"session {created.status_code}"] += 1
+            if created.status_code == 201:
+                session_id = created.json()["session_id"]
+                said = await api.post(f"/sessions/{session_id}/say", json={"text": "Hello."})
+                seen[f"say {said.status_code}"] += 1
+                ended = await api.delete(f"/sessions/{session_id}")
+                seen[f"delete {ended.status_code}"] += 1
+
+
+@pytest.mark.timeout(int(SECONDS) + 300)
+async def test_soak_mixed_traffic(
+    piper_worker: WorkerProcess, livekit_server: LiveKitServer
+) -> None:
+    orch = Orchestrator(
+        orchestrator_settings(
+            workers=[piper_worker.address],
+            livekit_url=livekit_server.url,
+            livekit_api_key=livekit_server.api_key,
+            livekit_api_secret=livekit_server.api_secret,
+            listener_wait_seconds=1.0,
+        )
+    )
+    await orch.start()
+    process = psutil.Process()
+    try:
+        baseline_tasks = len(asyncio.all_tasks())
+        seen: Counter[str] = Counter()
+        limits = httpx.Limits(max_connections=CLIENTS)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{orch.settings.port}", timeout=120, limits=limits
+        ) as api:
+            started = time.monotonic()
+            until = started + SECONDS
+            clients = [asyncio.create_task(client_loop(api, until, seen)) for _ in range(CLIENTS)]
+            await asyncio.sleep(WARM_UP)
+            gc.collect()
+            rss_after_warm_up = process.memory_info().rss
+            await asyncio.gather(*clients)
+        gc.collect()
+        rss_end = process.memory_info().rss
+        for _ in range(100):  # sessions' room deletions and streams wind down
+            if len(asyncio.all_tasks()) <= baseline_tasks:
+                break
+            await asyncio.sleep(0.1)
+        tasks_end = len(asyncio.all_tasks())
+    finally:
+        await orch.stop()
+    growth = (rss_end - rss_after_warm_up) / rss_after_warm_up
+    print(
+        f"\nsoak {SECONDS:.0f}s x {CLIENTS} clients: {dict(seen)}; RSS "
+        f"{rss_after_warm_up / 2**20:.0f} -> {rss_end / 2**20:.0f} MiB ({growth:+.1%}); "
+        f"tasks {baseline_tasks} -> {tasks_end}"
+    )
+    assert not [k for k in seen if k.split()[1].startswith("5")], seen
+    assert sum(seen.values()) > CLIENTS
+    assert growth < 0.10
+    assert tasks_end <= baseline_tasks
