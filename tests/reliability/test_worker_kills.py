@@ -14,7 +14,10 @@ import pytest
 from orchestrator.cli import Orchestrator
 from tests.audio_checks import parse_wav
 from tests.conftest import orchestrator_settings
+from tests.livekit_server import LiveKitServer
 from tests.processes import WorkerProcess
+from tests.sessions.events import EventLog
+from tests.sessions.listener import Listener
 
 KILLS = int(os.environ.get("VO_TEST_WORKER_KILLS", "50"))
 TEXT = "This answer is long enough to be cut off in the middle. " * 4
@@ -99,3 +102,60 @@ async def test_fifty_kills_no_hung_request(piper_worker: WorkerProcess) -> None:
     assert outcomes["hung"] == 0
     assert outcomes["refused"] == 0, "requests without audio must be retried, not refused"
     assert outcomes["ok"] > outcomes["cut"]
+
+
+async def test_sessions_keep_working_when_their_worker_dies(
+    piper_worker: WorkerProcess, livekit_server: LiveKitServer
+) -> None:
+    """The worker speaking in a session is killed: that utterance ends with an error event
+    (it had audio), and the session's next utterance is spoken by the other worker."""
+    victim = await asyncio.to_thread(WorkerProcess().start)
+    orch = Orchestrator(
+        orchestrator_settings(
+            workers=[piper_worker.address, victim.address],
+            registry_ttl_seconds=TTL,
+            registry_refresh_seconds=0.1,
+            livekit_url=livekit_server.url,
+            livekit_api_key=livekit_server.api_key,
+            livekit_api_secret=livekit_server.api_secret,
+        )
+    )
+    await orch.start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{orch.settings.port}", timeout=60
+        ) as api:
+            for _ in range(100):
+                if len(orch.services.registry.workers) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            created = (await api.post("/sessions", json={})).json()
+            session_id = created["session_id"]
+            listener = Listener()
+            events = EventLog(api, session_id)
+            await listener.join(created["url"], created["token"])
+            try:
+                session = orch.services.sessions.local[session_id]
+                # Make the victim the least loaded worker so it gets the utterance.
+                orch.services.registry.opened(piper_worker.worker_id)
+                said = await api.post(f"/sessions/{session_id}/say", json={"text": TEXT})
+                first = said.json()["utterance_id"]
+                await events.wait("speech_started", utterance_id=first)
+                stream = session._stream
+                assert stream is not None and stream.worker is not None
+                assert stream.worker.worker_id == victim.worker_id
+                orch.services.registry.closed(piper_worker.worker_id)
+                await asyncio.sleep(0.5)
+                victim.kill()
+                await events.wait("error", within=30, utterance_id=first)
+                said = await api.post(
+                    f"/sessions/{session_id}/say", json={"text": "Still here, on the other worker."}
+                )
+                second = said.json()["utterance_id"]
+                await events.wait("finished", within=60, utterance_id=second)
+            finally:
+                await listener.leave()
+                await events.aclose()
+    finally:
+        await orch.stop()
+        victim.stop()
