@@ -85,8 +85,10 @@ class OrchestratorSettings(BaseSettings):
     """Silence after a short interruption that resumes the utterance."""
     vad_activation_threshold: float = Field(default=0.5, gt=0, lt=1)
     """Silero speech probability that counts as speech."""
-    vad_min_speech_seconds: float = Field(default=0.05, ge=0.032)
-    """Speech needed before the VAD reports an onset (one window is 32 ms)."""
+    vad_min_speech_seconds: float = Field(default=0.032, ge=0.032)
+    """Speech needed before the VAD reports an onset: one 32 ms Silero window by default, so
+    the agent pauses sooner (a false onset costs only a pause and a resume); 0.064 waits for
+    two windows."""
     drain_timeout_seconds: float = Field(default=30.0, ge=0)
     """On SIGTERM, how long streams and utterances already under way may finish before the
     process exits (new requests get 503 meanwhile). Give containers a longer stop grace."""
