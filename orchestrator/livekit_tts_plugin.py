@@ -44,6 +44,7 @@ class WorkerTTS(tts.TTS[None]):
         self.address = address
         self.voice = voice
         self._channel: grpc.aio.Channel | None = None
+        self._voices: set[str] | None = None
 
     @property
     def provider(self) -> str:
@@ -57,6 +58,26 @@ class WorkerTTS(tts.TTS[None]):
         if self._channel is None:
             self._channel = grpc.aio.insecure_channel(self.address)
         return tts_pb2_grpc.TextToSpeechStub(self._channel)
+
+    async def check_voice(self, request_id: str) -> None:
+        """Refuse an unknown voice before streaming: the worker would end the stream with
+        NOT_FOUND while text is still being written to it, a race gRPC may then report as a
+        bare INTERNAL error."""
+        if not self.voice:
+            return
+        if self._voices is None:
+            try:
+                listed = await self.stub().ListVoices(tts_pb2.ListVoicesRequest(), timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                raise APIConnectionError(f"worker unavailable: {exc.details()}") from exc
+            self._voices = {v.name for v in listed.voices}
+        if self.voice not in self._voices:
+            raise APIStatusError(
+                f"worker error NOT_FOUND: voice {self.voice!r} is not available",
+                status_code=404,
+                request_id=request_id,
+                retryable=False,
+            )
 
     def config_message(self, request_id: str) -> tts_pb2.SynthesizeRequest:
         return tts_pb2.SynthesizeRequest(
@@ -114,6 +135,7 @@ class _ChunkedStream(tts.ChunkedStream):
         owner = self._tts
         assert isinstance(owner, WorkerTTS)
         request_id = uuid.uuid4().hex
+        await owner.check_voice(request_id)
         output_emitter.initialize(
             request_id=request_id,
             sample_rate=owner.sample_rate,
@@ -139,6 +161,7 @@ class _SynthesizeStream(tts.SynthesizeStream):
         owner = self._tts
         assert isinstance(owner, WorkerTTS)
         request_id = uuid.uuid4().hex
+        await owner.check_voice(request_id)
         output_emitter.initialize(
             request_id=request_id,
             sample_rate=owner.sample_rate,

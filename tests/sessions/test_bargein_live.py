@@ -127,7 +127,9 @@ async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
     # with the agent's own by their loudness envelopes, then find where it stopped following.
     agent_pcm = np.frombuffer(bytes(audio._pcm), dtype=np.int16)
     received_end = received_until(agent_pcm, listener.recording.pcm(), heard)
-    assert -FRAME <= received_end - heard <= FRAME + HOP, received_end - heard
+    # Past the cut, the listener's decoder conceals the lost packets with sound for a few
+    # tens of ms; that is not agent audio, so the upper bound allows it.
+    assert -FRAME <= received_end - heard <= 2 * FRAME + HOP, received_end - heard
     # And after the cancel the agent stays silent.
     _, got_last = audible_span(listener.recording.pcm())
     assert got_last < len(listener.recording.pcm()) - RATE // 4
