@@ -131,6 +131,7 @@ class VoiceSession:
         self._events: list[SessionEvent] = []
         self._seq = itertools.count()
         self._listeners: set[asyncio.Queue[SessionEvent | None]] = set()
+        self._reconnect_deadline: asyncio.Task[None] | None = None
         # perf_counter of each pause decision and how long after it the last frame went out.
         self.pause_decided_at: list[float] = []
         self.decision_to_last_frame: list[float] = []
@@ -142,6 +143,8 @@ class VoiceSession:
         nothing is left running then."""
         self._room.on("track_subscribed", self._on_track_subscribed)
         self._room.on("disconnected", self._on_disconnected)
+        self._room.on("reconnecting", self._on_reconnecting)
+        self._room.on("reconnected", self._on_reconnected)
         self._room.register_text_stream_handler(CHAT_TOPIC, self._on_chat)
         token = agent_token(
             self.settings.livekit_api_key,
@@ -416,6 +419,26 @@ class VoiceSession:
     def _on_disconnected(self, reason: Any) -> None:
         if self.state is SessionState.ACTIVE:
             self._spawn(self._fail(f"disconnected from LiveKit: {reason}"), "fail")
+
+    def _on_reconnecting(self) -> None:
+        # The rtc client's own retries can outlast any useful wait (and under load its final
+        # "disconnected" has been seen never to arrive), so the session bounds the outage itself.
+        if self.state is not SessionState.ACTIVE or self._reconnect_deadline is not None:
+            return
+        self._emit("livekit_reconnecting")
+        self._reconnect_deadline = self._spawn(self._fail_unless_reconnected(), "reconnect")
+
+    def _on_reconnected(self) -> None:
+        if self._reconnect_deadline is not None:
+            self._reconnect_deadline.cancel()
+            self._reconnect_deadline = None
+            self._emit("livekit_reconnected")
+
+    async def _fail_unless_reconnected(self) -> None:
+        grace = self.settings.livekit_reconnect_grace_seconds
+        await asyncio.sleep(grace)
+        self._reconnect_deadline = None
+        await self._fail(f"LiveKit connection lost for more than {grace:g}s")
 
     def _on_chat(self, reader: rtc.TextStreamReader, participant_identity: str) -> None:
         async def read() -> None:

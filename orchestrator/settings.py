@@ -72,6 +72,9 @@ class OrchestratorSettings(BaseSettings):
     """LiveKit API secret (the dev server's secret by default; set a real one in production)."""
     livekit_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     """How long joining a room may take before POST /sessions answers 503."""
+    livekit_reconnect_grace_seconds: float = Field(default=15.0, gt=0)
+    """How long a session may stay cut off from LiveKit (the rtc client retrying) before it
+    fails with an error event."""
     user_token_ttl_seconds: int = Field(default=600, ge=10, le=86400)
     """Lifetime of the user token returned by POST /sessions."""
     listener_wait_seconds: float = Field(default=30.0, gt=0)
