@@ -79,15 +79,31 @@ class WorkerTTS(tts.TTS[None]):
                 retryable=False,
             )
 
-    def config_message(self, request_id: str) -> tts_pb2.SynthesizeRequest:
-        return tts_pb2.SynthesizeRequest(
-            config=tts_pb2.SynthesisConfig(
-                utterance_id=request_id,
-                voice=self.voice,
-                sample_rate=self.sample_rate,
-                encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
-            )
+    async def open_call(
+        self, emitter: tts.AudioEmitter, *, stream: bool
+    ) -> tuple[
+        str, grpc.aio.StreamStreamCall[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse]
+    ]:
+        """Check the voice, set up the emitter and open a worker stream with its config
+        written; returns the request id and the call."""
+        request_id = uuid.uuid4().hex
+        await self.check_voice(request_id)
+        emitter.initialize(
+            request_id=request_id,
+            sample_rate=self.sample_rate,
+            num_channels=1,
+            mime_type="audio/pcm",
+            stream=stream,
         )
+        call = self.stub().Synthesize()  # type: ignore[call-arg]  # explicit writes below
+        config = tts_pb2.SynthesisConfig(
+            utterance_id=request_id,
+            voice=self.voice,
+            sample_rate=self.sample_rate,
+            encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
+        )
+        await _write(call, tts_pb2.SynthesizeRequest(config=config))
+        return request_id, call
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
@@ -134,22 +150,12 @@ class _ChunkedStream(tts.ChunkedStream):
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
         owner = self._tts
         assert isinstance(owner, WorkerTTS)
-        request_id = uuid.uuid4().hex
-        await owner.check_voice(request_id)
-        output_emitter.initialize(
-            request_id=request_id,
-            sample_rate=owner.sample_rate,
-            num_channels=1,
-            mime_type="audio/pcm",
-        )
-        call = owner.stub().Synthesize()  # type: ignore[call-arg]  # explicit writes below
+        request_id, call = await owner.open_call(output_emitter, stream=False)
         try:
-            for message in (
-                owner.config_message(request_id),
-                tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=self.input_text)),
-                tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()),
-            ):
-                await _write(call, message)
+            await _write(
+                call, tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=self.input_text))
+            )
+            await _write(call, tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
             await _pump_frames(call, output_emitter, request_id)
             output_emitter.flush()
         finally:
@@ -160,18 +166,8 @@ class _SynthesizeStream(tts.SynthesizeStream):
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
         owner = self._tts
         assert isinstance(owner, WorkerTTS)
-        request_id = uuid.uuid4().hex
-        await owner.check_voice(request_id)
-        output_emitter.initialize(
-            request_id=request_id,
-            sample_rate=owner.sample_rate,
-            num_channels=1,
-            mime_type="audio/pcm",
-            stream=True,
-        )
+        request_id, call = await owner.open_call(output_emitter, stream=True)
         output_emitter.start_segment(segment_id=request_id)
-        call = owner.stub().Synthesize()  # type: ignore[call-arg]  # explicit writes below
-        await _write(call, owner.config_message(request_id))
 
         async def send_text() -> None:
             async for data in self._input_ch:

@@ -69,7 +69,6 @@ class WorkerRegistry:
         self._closing: list[asyncio.Task[None]] = []
         self._last_seen: dict[str, tuple[float, str]] = {}  # address -> (when, worker id)
         self.store_error: str | None = None
-        self.refreshed_at: float | None = None
 
     async def start(self) -> None:
         await asyncio.gather(*(self._poll(a) for a in self._static_workers))
@@ -110,7 +109,6 @@ class WorkerRegistry:
         self.store_error = None
         self._forget_stale_channels(workers)
         self._workers = workers
-        self.refreshed_at = time.monotonic()
 
     def _forget_stale_channels(self, workers: list[WorkerRecord]) -> None:
         now = time.monotonic()

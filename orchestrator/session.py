@@ -480,9 +480,6 @@ class VoiceSession:
         for listener in self._listeners:
             listener.put_nowait(None)
 
-    def history(self) -> list[SessionEvent]:
-        return list(self._events)
-
     def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         task.set_name(f"session-{self.id[:8]}-{name}")

@@ -42,9 +42,6 @@ class WorkerChannels:
         if channel is not None:
             await channel.close(grace=None)
 
-    def addresses(self) -> set[str]:
-        return set(self._channels)
-
     async def aclose(self) -> None:
         for channel in self._channels.values():
             await channel.close(grace=None)

@@ -5,6 +5,9 @@ grace, the session carries on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -19,18 +22,18 @@ from tests.sessions.listener import RATE, Listener
 SPOKEN = "The connection is back, and your order is on its way."
 
 
-async def test_livekit_restart_fails_the_session_cleanly(piper_worker: WorkerProcess) -> None:
-    binary = await asyncio.to_thread(ensure_livekit_server_binary)
-    server = LiveKitServer(binary)
-    await asyncio.to_thread(server.__enter__)
+@contextlib.asynccontextmanager
+async def _orchestrator_on(
+    server: LiveKitServer, worker: WorkerProcess, **overrides: Any
+) -> AsyncIterator[tuple[Orchestrator, httpx.AsyncClient]]:
+    """An orchestrator whose sessions join rooms on server, and a client for its API."""
     orch = Orchestrator(
         orchestrator_settings(
-            workers=[piper_worker.address],
+            workers=[worker.address],
             livekit_url=server.url,
             livekit_api_key=server.api_key,
             livekit_api_secret=server.api_secret,
-            replica_ttl_seconds=0.6,
-            livekit_reconnect_grace_seconds=2.0,
+            **overrides,
         )
     )
     await orch.start()
@@ -38,6 +41,19 @@ async def test_livekit_restart_fails_the_session_cleanly(piper_worker: WorkerPro
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{orch.settings.port}", timeout=30
         ) as api:
+            yield orch, api
+    finally:
+        await orch.stop()
+
+
+async def test_livekit_gone_fails_the_session_cleanly(piper_worker: WorkerProcess) -> None:
+    binary = await asyncio.to_thread(ensure_livekit_server_binary)
+    server = LiveKitServer(binary)
+    await asyncio.to_thread(server.__enter__)
+    try:
+        async with _orchestrator_on(
+            server, piper_worker, replica_ttl_seconds=0.6, livekit_reconnect_grace_seconds=2.0
+        ) as (orch, api):
             created = (await api.post("/sessions", json={})).json()
             session_id = created["session_id"]
             events = EventLog(api, session_id)
@@ -57,12 +73,12 @@ async def test_livekit_restart_fails_the_session_cleanly(piper_worker: WorkerPro
             said = await api.post(f"/sessions/{session_id}/say", json={"text": "hello?"})
             assert said.status_code == 409
             await events.aclose()
-        await asyncio.sleep(0.2)
-        prefix = f"session-{session_id[:8]}"
-        assert not [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith(prefix)]
-        assert session_id not in orch.services.sessions.local
+            await asyncio.sleep(0.2)
+            prefix = f"session-{session_id[:8]}"
+            left = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith(prefix)]
+            assert not left
+            assert session_id not in orch.services.sessions.local
     finally:
-        await orch.stop()
         await asyncio.to_thread(server.__exit__, None, None, None)
 
 
@@ -72,24 +88,14 @@ async def test_livekit_back_within_grace_keeps_the_session(piper_worker: WorkerP
     binary = await asyncio.to_thread(ensure_livekit_server_binary)
     server = LiveKitServer(binary)
     await asyncio.to_thread(server.__enter__)
-    orch = Orchestrator(
-        orchestrator_settings(
-            workers=[piper_worker.address],
-            livekit_url=server.url,
-            livekit_api_key=server.api_key,
-            livekit_api_secret=server.api_secret,
-            livekit_reconnect_grace_seconds=120.0,
-        )
-    )
-    await orch.start()
     restarted = LiveKitServer(
         binary, port=server.port, tcp_port=server.tcp_port, udp_port=server.udp_port
     )
     listener = Listener()
     try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{orch.settings.port}", timeout=30
-        ) as api:
+        async with _orchestrator_on(
+            server, piper_worker, livekit_reconnect_grace_seconds=120.0
+        ) as (_, api):
             created = (await api.post("/sessions", json={})).json()
             session_id = created["session_id"]
             events = EventLog(api, session_id)
@@ -109,6 +115,5 @@ async def test_livekit_back_within_grace_keeps_the_session(piper_worker: WorkerP
             await events.aclose()
     finally:
         await listener.leave()
-        await orch.stop()
         await asyncio.to_thread(restarted.__exit__, None, None, None)
         await asyncio.to_thread(server.__exit__, None, None, None)
