@@ -48,8 +48,7 @@ class EventLog:
                     return event
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
-                kinds = [e["type"] for e in self.events]
-                raise AssertionError(f"no {kind} event {match} within {within}s; saw {kinds}")
+                raise AssertionError(f"no {kind} event {match} within {within}s; saw {self.events}")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
