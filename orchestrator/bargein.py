@@ -37,8 +37,32 @@ class VadUpdate:
     """One voice-activity reading of the listener's audio."""
 
     at: float
-    speech_seconds: float  # speech in the current user turn, trailing silence excluded
+    speech_seconds: float  # voiced time in the current user turn, silent gaps excluded
     silence_seconds: float  # consecutive silence up to now
+
+
+class TurnSpeech:
+    """Voiced seconds in the listener's current turn, from the VAD's run of consecutive
+    speech windows (which restarts at zero after every silent window).
+
+    Summing runs, rather than taking the time since onset minus the trailing silence, keeps
+    a short sound followed by a stray voiced window a few hundred ms later from counting the
+    silent gap between them as speech, which would turn a false interruption into a cancel.
+    """
+
+    def __init__(self) -> None:
+        self._ended_runs = 0.0
+        self._run = 0.0
+
+    def turn_started(self) -> None:
+        self._ended_runs = 0.0
+
+    def update(self, run_seconds: float) -> float:
+        """Take the VAD's current run of speech; return the voiced seconds of the turn."""
+        if run_seconds < self._run:  # the previous run ended with a silent window
+            self._ended_runs += self._run
+        self._run = run_seconds
+        return self._ended_runs + self._run
 
 
 class BargeInController:

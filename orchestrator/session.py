@@ -22,7 +22,7 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import vad as agents_vad
 
-from orchestrator.bargein import Action, BargeInController, BargeInSettings, VadUpdate
+from orchestrator.bargein import Action, BargeInController, BargeInSettings, TurnSpeech, VadUpdate
 from orchestrator.fleet_metrics import FleetMetrics
 from orchestrator.livekit_tokens import agent_token
 from orchestrator.playout import Playout
@@ -386,14 +386,17 @@ class VoiceSession:
             await audio.aclose()
 
     async def _decide(self, vad_stream: agents_vad.VADStream, identity: str) -> None:
+        turn = TurnSpeech()
         async for event in vad_stream:
             if event.type == agents_vad.VADEventType.START_OF_SPEECH:
+                turn.turn_started()
                 action = self.controller.user_speech_started(event.timestamp)
                 self._apply(action, onset_lag=event.speech_duration)
                 self._emit("user_speech_started", participant=identity)
             elif event.type == agents_vad.VADEventType.INFERENCE_DONE:
                 silence = event.raw_accumulated_silence
-                speech = max(0.0, event.speech_duration - silence) if event.speaking else 0.0
+                voiced = turn.update(event.raw_accumulated_speech)
+                speech = voiced if event.speaking else 0.0
                 self._apply(self.controller.update(VadUpdate(event.timestamp, speech, silence)))
             elif event.type == agents_vad.VADEventType.END_OF_SPEECH:
                 self.controller.user_speech_stopped(event.timestamp)

@@ -82,8 +82,8 @@ class OrchestratorSettings(BaseSettings):
     playout_queue_ms: int = Field(default=100, ge=20, le=1000)
     """Audio buffered inside LiveKit's source; the most that can play after a pause."""
     bargein_min_interruption_seconds: float = Field(default=0.3, gt=0)
-    """User speech at least this long cancels the paused utterance; shorter is a false
-    interruption."""
+    """Voiced user speech (silent gaps left out) at least this long cancels the paused
+    utterance; shorter is a false interruption."""
     bargein_false_interruption_silence_seconds: float = Field(default=0.4, gt=0)
     """Silence after a short interruption that resumes the utterance."""
     vad_activation_threshold: float = Field(default=0.5, gt=0, lt=1)

@@ -3,7 +3,14 @@ short burst and silence, cancel on real speech, ignore non-interruptible speech.
 
 from __future__ import annotations
 
-from orchestrator.bargein import Action, AgentState, BargeInController, BargeInSettings, VadUpdate
+from orchestrator.bargein import (
+    Action,
+    AgentState,
+    BargeInController,
+    BargeInSettings,
+    TurnSpeech,
+    VadUpdate,
+)
 
 SETTINGS = BargeInSettings(min_interruption_seconds=0.3, false_interruption_silence_seconds=0.4)
 
@@ -101,3 +108,42 @@ def test_a_second_interruption_after_a_resume_pauses_again() -> None:
     controller.user_speech_stopped(at=1.7)
     assert controller.user_speech_started(at=3.0) is Action.PAUSE
     assert timeline(controller, window_readings(3.0, 0.5, 0.0)) == [(3.32, Action.CANCEL)]
+
+
+def vad_runs(pattern: str) -> list[tuple[float, float]]:
+    """Silero's runs of consecutive speech and of consecutive silence as each reading reports
+    them (as they stood before that window): one character per 32 ms window of the pattern,
+    'x' voiced, '.' silent."""
+    readings, speech, silence = [], 0.0, 0.0
+    for window in pattern:
+        readings.append((round(speech, 3), round(silence, 3)))
+        voiced = window == "x"
+        speech, silence = (speech + 0.032, 0.0) if voiced else (0.0, silence + 0.032)
+    return readings
+
+
+def test_turn_speech_sums_voiced_runs_and_leaves_out_the_gaps() -> None:
+    turn = TurnSpeech()
+    turn.turn_started()
+    seen = [turn.update(speech) for speech, _ in vad_runs("xxxxx......x..xx.")]
+    # 5 + 1 + 2 voiced windows; the 6 and 2 silent windows between them do not count.
+    assert round(seen[-1], 3) == round(8 * 0.032, 3)
+    assert turn.update(0.0) == seen[-1]  # silence adds nothing
+    turn.turn_started()
+    assert turn.update(0.032) == 0.032  # a new turn starts from its own speech
+
+
+def test_burst_then_stray_voiced_window_is_still_a_false_interruption() -> None:
+    """150 ms of speech, 200 ms of silence, one stray voiced window, then silence. Counting
+    from the onset, minus the trailing silence, would call the 380 ms since the onset speech
+    and cancel; only 6 windows were voiced, so the pause resumes."""
+    controller = BargeInController(SETTINGS)
+    controller.agent_started(interruptible=True)
+    controller.user_speech_started(at=1.0)
+    turn = TurnSpeech()
+    turn.turn_started()
+    readings = [
+        (round(1.032 + 0.032 * i, 3), turn.update(speech), silence)
+        for i, (speech, silence) in enumerate(vad_runs("xxxxx" + "." * 6 + "x" + "." * 16))
+    ]
+    assert [action for _, action in timeline(controller, readings)] == [Action.RESUME]
