@@ -31,6 +31,14 @@ _RETRYABLE = frozenset(
     }
 )
 _WRITE_ERRORS = (grpc.RpcError, asyncio.InvalidStateError, grpc.aio.UsageError)
+# What grpc-core reports when a write races the worker's own end of the stream: the worker's
+# real status is lost, so this says nothing against trying another worker.
+_LOCAL_CORE_ERROR = "Internal error from Core"
+
+
+def retryable(code: grpc.StatusCode, details: str) -> bool:
+    """Whether a failure before the first audio may move to another worker."""
+    return code in _RETRYABLE or (code == grpc.StatusCode.INTERNAL and details == _LOCAL_CORE_ERROR)
 
 
 class WorkerStreamError(Exception):
@@ -162,7 +170,11 @@ class TTSStream:
         if self._call is not None and not self._call.done():
             self._call.cancel()
         self._release_worker()
-        if self._got_audio or code not in _RETRYABLE or len(self._tried) >= self._max_attempts:
+        if (
+            self._got_audio
+            or not retryable(code, details)
+            or len(self._tried) >= self._max_attempts
+        ):
             raise WorkerStreamError(code, details, self._got_audio)
         log.warning(
             "worker failed before first audio; retrying on another",
