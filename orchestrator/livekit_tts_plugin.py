@@ -17,19 +17,8 @@ import grpc
 from livekit.agents import APIConnectionError, APIStatusError, tts
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
+from orchestrator.worker_calls import SynthesizeCall, retryable, write
 from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
-
-_RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
-# A write on a stream the worker already ended: its status comes from the next read.
-_WRITE_ERRORS = (grpc.RpcError, asyncio.InvalidStateError)
-
-
-async def _write(
-    call: grpc.aio.StreamStreamCall[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse],
-    message: tts_pb2.SynthesizeRequest,
-) -> None:
-    with contextlib.suppress(*_WRITE_ERRORS):
-        await call.write(message)
 
 
 class WorkerTTS(tts.TTS[None]):
@@ -81,9 +70,7 @@ class WorkerTTS(tts.TTS[None]):
 
     async def open_call(
         self, emitter: tts.AudioEmitter, *, stream: bool
-    ) -> tuple[
-        str, grpc.aio.StreamStreamCall[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse]
-    ]:
+    ) -> tuple[str, SynthesizeCall]:
         """Check the voice, set up the emitter and open a worker stream with its config
         written; returns the request id and the call."""
         request_id = uuid.uuid4().hex
@@ -102,7 +89,7 @@ class WorkerTTS(tts.TTS[None]):
             sample_rate=self.sample_rate,
             encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
         )
-        await _write(call, tts_pb2.SynthesizeRequest(config=config))
+        await write(call, tts_pb2.SynthesizeRequest(config=config))
         return request_id, call
 
     def synthesize(
@@ -122,7 +109,7 @@ class WorkerTTS(tts.TTS[None]):
 
 
 async def _pump_frames(
-    call: grpc.aio.StreamStreamCall[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse],
+    call: SynthesizeCall,
     emitter: tts.AudioEmitter,
     request_id: str,
 ) -> None:
@@ -136,7 +123,7 @@ async def _pump_frames(
                 return
             emitter.push(message.frame.audio)
     except grpc.aio.AioRpcError as exc:
-        if exc.code() in _RETRYABLE:
+        if retryable(exc.code(), exc.details() or ""):
             raise APIConnectionError(f"worker unavailable: {exc.details()}") from exc
         raise APIStatusError(
             f"worker error {exc.code().name}: {exc.details()}",
@@ -152,10 +139,10 @@ class _ChunkedStream(tts.ChunkedStream):
         assert isinstance(owner, WorkerTTS)
         request_id, call = await owner.open_call(output_emitter, stream=False)
         try:
-            await _write(
+            await write(
                 call, tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=self.input_text))
             )
-            await _write(call, tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
+            await write(call, tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
             await _pump_frames(call, output_emitter, request_id)
             output_emitter.flush()
         finally:
@@ -173,8 +160,8 @@ class _SynthesizeStream(tts.SynthesizeStream):
             async for data in self._input_ch:
                 # Flush marks are not needed: the worker cuts clauses and sentences itself.
                 if isinstance(data, str) and data:
-                    await _write(call, tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=data)))
-            await _write(call, tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
+                    await write(call, tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=data)))
+            await write(call, tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
 
         sender = asyncio.create_task(send_text(), name="worker-tts-send")
         try:

@@ -9,7 +9,6 @@ restarted from the top.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 
@@ -17,28 +16,11 @@ import grpc
 
 from fleet.records import WorkerRecord
 from orchestrator.registry import NoWorkerAvailable, WorkerRegistry
+from orchestrator.worker_calls import SynthesizeCall, retryable, write
 from orchestrator.worker_channels import WorkerChannels
 from tts_rpc.v1 import tts_pb2
 
 log = logging.getLogger(__name__)
-
-_RETRYABLE = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.ABORTED,
-    }
-)
-_WRITE_ERRORS = (grpc.RpcError, asyncio.InvalidStateError, grpc.aio.UsageError)
-# What grpc-core reports when a write races the worker's own end of the stream: the worker's
-# real status is lost, so this says nothing against trying another worker.
-_LOCAL_CORE_ERROR = "Internal error from Core"
-
-
-def retryable(code: grpc.StatusCode, details: str) -> bool:
-    """Whether a failure before the first audio may move to another worker."""
-    return code in _RETRYABLE or (code == grpc.StatusCode.INTERNAL and details == _LOCAL_CORE_ERROR)
 
 
 class WorkerStreamError(Exception):
@@ -78,9 +60,7 @@ class TTSStream:
         )
         self._first_audio_timeout = first_audio_timeout_seconds
         self._max_attempts = max_attempts
-        self._call: (
-            grpc.aio.StreamStreamCall[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse] | None
-        ) = None
+        self._call: SynthesizeCall | None = None
         self.worker: WorkerRecord | None = None
         self._tried: set[str] = set()
         self._replay: list[tts_pb2.SynthesizeRequest] = []
@@ -200,10 +180,7 @@ class TTSStream:
     async def _write(self, message: tts_pb2.SynthesizeRequest) -> None:
         if self._call is None or self._call.done():
             return
-        # A failed write is not an error here: the read side reports the stream's status
-        # and decides about a retry.
-        with contextlib.suppress(*_WRITE_ERRORS):
-            await self._call.write(message)
+        await write(self._call, message)  # a failed write: the read side decides on a retry
 
     def _release_worker(self) -> None:
         if self._holding is not None:

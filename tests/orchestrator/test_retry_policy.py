@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from orchestrator.tts_stream import retryable
+from orchestrator.worker_calls import retryable
 
 
 @pytest.mark.parametrize(

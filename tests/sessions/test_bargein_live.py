@@ -64,7 +64,7 @@ def received_span(agent: np.ndarray, received: np.ndarray, heard: int) -> tuple[
     A block where the agent is audible is followed when the recording carries at least a
     third of its level there. The lower bound is the end of the last followed block, the
     upper bound the start of the next audible one. Taking the last followed block keeps an
-    earlier network glitch (a late packet, a jitter-buffer shift) from passing for the cut;
+    earlier dip in the recording (a late packet, a jitter-buffer shift) from passing for the cut;
     blocks where the agent itself is near silent tell nothing, so a cut inside a pause
     gives a wider span.
     """
@@ -133,8 +133,7 @@ async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
     assert cancelled["position_seconds"] == interrupted["position_seconds"]
     assert interrupted["text_heard"] and AGENT_TEXT.startswith(interrupted["text_heard"])
 
-    # What arrived at the listener is what the agent says was heard: align the received audio
-    # with the agent's own by their loudness envelopes, then find where it stopped following.
+    # What arrived at the listener is what the agent says was heard (see received_span).
     agent_pcm = np.frombuffer(bytes(audio._pcm), dtype=np.int16)
     low, high = received_span(agent_pcm, listener.recording.pcm(), heard)
     # Within one frame: the reported position lies no more than a frame outside the span in
