@@ -9,12 +9,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synced
 
-.PHONY: help setup run test test-fast lint format proto bench clean
+.PHONY: help setup run test lint format proto bench clean
 
 help:
 	@echo "make run    start the orchestrator (127.0.0.1:8080, ops 8081) and one Piper worker (7001)"
 	@echo "make test   set up and run the whole test suite"
-	@echo "make lint   ruff and mypy"
+	@echo "make lint   ruff, mypy and the layout check (scripts/check_layout.py)"
 	@echo "make proto  regenerate the gRPC stubs from proto/"
 	@echo "make bench  run the benchmarks, write bench/results/<timestamp>.json"
 
@@ -39,6 +39,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) -m scripts.check_layout
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

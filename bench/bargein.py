@@ -1,11 +1,15 @@
 """Barge-in through a real livekit-server: the listener (rtc SDK) talks over the agent.
 
-Onset is the moment the listener's speech leaves its microphone source. onset -> last frame:
-to the agent's pause (the last agent frame handed to LiveKit); it includes the network into
-the agent, the VAD and the decision. onset -> silence at the listener: to the arrival of the
-agent's last audible audio at the listener, adding the way back and the listener's jitter
-buffer. decision -> last frame: from the pause decision to the last frame handed to LiveKit.
-Resume delay: from the end of a ~150 ms burst to the `resumed` event reaching the listener.
+Two views of the same interruptions, in one run:
+- server (internal): `onset_to_stop_seconds` of each `interrupted` event, the figure behind
+  voiceorch_bargein_onset_to_stop_seconds: from the arrival of the first voiced sample at
+  the orchestrator to the agent's LiveKit source being cleared.
+- listener (end to end): from the moment the listener's speech leaves its microphone source
+  to the arrival of the agent's last audible audio at the listener; it adds the uplink into
+  the agent, the way back and the listener's jitter buffer.
+Also pause -> decision (the `pause_seconds` of `cancelled` and `resumed` events, the figure
+behind voiceorch_bargein_pause_to_decision_seconds) and the resume delay: from the end of a
+~150 ms burst to the `resumed` event reaching the listener.
 """
 
 from __future__ import annotations
@@ -50,26 +54,36 @@ async def _one_barge_in(
     session_id: str,
     user: np.ndarray,
     delay: float,
-    pause_times: list[float],
-) -> tuple[float, float]:
-    """(onset -> last agent frame handed to LiveKit, onset -> silence at the listener)."""
+) -> tuple[float, float, float]:
+    """(server onset -> stop, listener onset -> silence at the listener, pause -> cancel)."""
     mark = events.last_seq
     said = await api.post(f"/sessions/{session_id}/say", json={"text": AGENT_TEXT})
     utterance_id = said.json()["utterance_id"]
     await events.wait("speech_started", utterance_id=utterance_id)
     await asyncio.sleep(delay)
     listener.talk(user)
-    await events.wait("cancelled", within=15, utterance_id=utterance_id)
+    interrupted = await events.wait("interrupted", within=15, utterance_id=utterance_id)
+    cancelled = await events.wait("cancelled", within=15, utterance_id=utterance_id)
     # The listener must be done talking before the next utterance starts.
     await events.wait("user_speech_stopped", within=15, after=mark)
-    await asyncio.sleep(0.3)
+    # Whatever agent audio was still on its way has arrived after 0.3 s more of the track.
+    await listener.recording.wait_for(listener.recording.samples() + int(0.3 * RATE), within=10)
     onset = listener.speech_onset_at
     assert onset is not None
-    return pause_times[-1] - onset, _last_audible_arrival(listener, onset) - onset
+    return (
+        float(interrupted["onset_to_stop_seconds"]),
+        _last_audible_arrival(listener, onset) - onset,
+        float(cancelled["pause_seconds"]),
+    )
 
 
 async def _one_false_interruption(
-    api: httpx.AsyncClient, listener: Listener, events: EventLog, session_id: str, burst: np.ndarray
+    api: httpx.AsyncClient,
+    listener: Listener,
+    events: EventLog,
+    session_id: str,
+    burst: np.ndarray,
+    pause_to_resume: list[float],
 ) -> float | None:
     """Burst end -> `resumed` at the listener; None when the VAD did not take the burst
     for speech (no pause at all)."""
@@ -87,6 +101,7 @@ async def _one_false_interruption(
     await events.wait("user_speech_stopped", within=15, after=mark)
     assert listener.speech_onset_at is not None
     burst_end = listener.speech_onset_at + len(burst) / RATE
+    pause_to_resume.append(float(resumed["pause_seconds"]))
     return float(resumed["received"]) - burst_end
 
 
@@ -132,24 +147,24 @@ async def _measure(
         events = EventLog(api, session_id)
         await listener.join(created["url"], created["token"])
         await listener.subscribed.wait()
-        session = orch.services.sessions.local[session_id]
-        onset_to_last_frame, onset_to_silence, resume_delay = [], [], []
+        onset_to_stop: list[float] = []
+        onset_to_silence: list[float] = []
+        pause_to_cancel: list[float] = []
+        pause_to_resume: list[float] = []
+        resume_delay: list[float] = []
         bursts_ignored = 0  # bursts the VAD did not take for speech: no pause, nothing to resume
         try:
             for i in range(interruptions):
-                to_pause, to_silence = await _one_barge_in(
-                    api,
-                    listener,
-                    events,
-                    session_id,
-                    user.samples,
-                    1.0 + (i % 5) * 0.3,
-                    session.pause_decided_at,
+                to_stop, to_silence, to_cancel = await _one_barge_in(
+                    api, listener, events, session_id, user.samples, 1.0 + (i % 5) * 0.3
                 )
-                onset_to_last_frame.append(to_pause)
+                onset_to_stop.append(to_stop)
                 onset_to_silence.append(to_silence)
+                pause_to_cancel.append(to_cancel)
             for _ in range(false_interruptions):
-                delay = await _one_false_interruption(api, listener, events, session_id, burst)
+                delay = await _one_false_interruption(
+                    api, listener, events, session_id, burst, pause_to_resume
+                )
                 if delay is None:
                     bursts_ignored += 1
                 else:
@@ -157,14 +172,14 @@ async def _measure(
         finally:
             await listener.leave()
             await events.aclose()
-            decisions = list(session.decision_to_last_frame)
             await api.delete(f"/sessions/{session_id}")
     settings = orch.settings
     return {
         "interruptions": interruptions,
-        "onset_to_last_frame_seconds": summary(onset_to_last_frame),
+        "server_onset_to_stop_seconds": summary(onset_to_stop),
         "onset_to_silence_at_listener_seconds": summary(onset_to_silence),
-        "decision_to_last_frame_seconds": summary(decisions),
+        "pause_to_cancel_seconds": summary(pause_to_cancel),
+        "pause_to_resume_seconds": summary(pause_to_resume),
         "false_interruption_resume_delay_seconds": summary(resume_delay),
         "false_interruption_bursts_ignored_by_vad": bursts_ignored,
         "settings": {
@@ -186,9 +201,10 @@ def run(interruptions: int = 20, false_interruptions: int = 5, **settings: Any) 
 
 def table(result: dict[str, Any]) -> str:
     rows = [
-        ("onset -> last frame to LiveKit", result["onset_to_last_frame_seconds"]),
-        ("onset -> silence at the listener", result["onset_to_silence_at_listener_seconds"]),
-        ("decision -> last frame", result["decision_to_last_frame_seconds"]),
+        ("server: onset -> agent stopped", result["server_onset_to_stop_seconds"]),
+        ("listener: onset -> silence", result["onset_to_silence_at_listener_seconds"]),
+        ("pause -> cancel", result["pause_to_cancel_seconds"]),
+        ("pause -> resume", result["pause_to_resume_seconds"]),
         ("false interruption resume delay", result["false_interruption_resume_delay_seconds"]),
     ]
     lines = [f"{'measure':<34}{'n':>4}{'p50':>10}{'p95':>10}", "-" * 58]

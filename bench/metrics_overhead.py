@@ -23,10 +23,10 @@ from bench.stats import summary
 from fleet.memory_store import MemoryStore
 from fleet.records import VoiceInfo, WorkerRecord
 from fleet.workers import put_worker
-from orchestrator.fleet_metrics import FleetMetrics
-from orchestrator.ops import create_ops_app
-from orchestrator.registry import WorkerRegistry
-from orchestrator.worker_channels import WorkerChannels
+from orchestrator.http.ops import create_ops_app
+from orchestrator.metrics.recorder import FleetMetrics
+from orchestrator.workers.channels import WorkerChannels
+from orchestrator.workers.registry import WorkerRegistry
 from tests.processes import free_port
 
 SESSIONS = 100
@@ -41,7 +41,7 @@ def _record_utterance(metrics: FleetMetrics, rng: random.Random) -> None:
     metrics.observe_synthesis(2.0, 2.0 * rng.uniform(0.05, 0.4), rng.uniform(0, 0.05))
 
 
-def _loaded_metrics() -> tuple[FleetMetrics, WorkerChannels]:
+def _loaded_metrics() -> tuple[FleetMetrics, WorkerRegistry, WorkerChannels]:
     store = MemoryStore()
     channels = WorkerChannels()
     registry = WorkerRegistry(store, channels, refresh_seconds=3600)
@@ -62,7 +62,7 @@ def _loaded_metrics() -> tuple[FleetMetrics, WorkerChannels]:
         await registry.refresh()
 
     asyncio.run(prepare())
-    metrics = FleetMetrics(store, "bench", registry=registry)
+    metrics = FleetMetrics(store, "bench", fleet=registry)
     asyncio.run(metrics.load())
     rng = random.Random(7)
     for _ in range(SESSIONS):
@@ -70,9 +70,10 @@ def _loaded_metrics() -> tuple[FleetMetrics, WorkerChannels]:
     for _ in range(UTTERANCES):
         _record_utterance(metrics, rng)
     for _ in range(500):
-        metrics.observe_bargein(rng.uniform(0.05, 0.3), rng.uniform(0.001, 0.03))
+        metrics.observe_bargein_stop(rng.uniform(0.05, 0.3))
+        metrics.observe_bargein_decision(rng.choice(("resume", "cancel")), rng.uniform(0.1, 1.0))
     metrics.count_error("voice_not_found")
-    return metrics, channels
+    return metrics, registry, channels
 
 
 def _ns_per_call(fn: Callable[[], None], calls: int = 100_000, repeats: int = 5) -> float:
@@ -87,9 +88,8 @@ def _ns_per_call(fn: Callable[[], None], calls: int = 100_000, repeats: int = 5)
 
 def run(scrapes: int = 500) -> dict[str, Any]:
     """Scrape latency over HTTP (ms) and recording cost (ns per call)."""
-    metrics, _channels = _loaded_metrics()
-    assert metrics.registry is not None
-    app = create_ops_app(metrics.registry, metrics)
+    metrics, registry, _channels = _loaded_metrics()
+    app = create_ops_app(registry, metrics)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
@@ -135,7 +135,7 @@ def run(scrapes: int = 500) -> dict[str, Any]:
             ),
             "count_request": _ns_per_call(lambda: metrics.count_request("synthesize", 200)),
             "observe_synthesis": _ns_per_call(lambda: metrics.observe_synthesis(2.0, 0.4, 0.01)),
-            "observe_bargein": _ns_per_call(lambda: metrics.observe_bargein(0.12, 0.01)),
+            "observe_bargein_stop": _ns_per_call(lambda: metrics.observe_bargein_stop(0.12)),
             "one_utterance": _ns_per_call(lambda: _record_utterance(metrics, rng), calls=50_000),
         },
     }

@@ -46,7 +46,7 @@ def running_stack(orch_env: dict[str, str] | None = None, **worker_env: str) -> 
     }
     started = time.perf_counter()
     orch = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator"],
+        [sys.executable, "-m", "orchestrator.cli"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

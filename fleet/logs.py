@@ -8,6 +8,20 @@ import sys
 import time
 from typing import Any
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LogSettings(BaseSettings):
+    """How a process logs; both services' settings classes inherit these (their prefixes)."""
+
+    model_config = SettingsConfigDict(extra="ignore", use_attribute_docstrings=True)
+
+    log_level: str = "info"
+    """Log level: debug, info, warning or error."""
+    log_json: bool = True
+    """One JSON object per log line; false gives plain text for a terminal."""
+
+
 # uvicorn adds color_message, a duplicate of msg with terminal escapes.
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 

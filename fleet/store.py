@@ -1,4 +1,4 @@
-"""The store interface, and how to open the right one for a configuration."""
+"""The store interface: the fleet's shared memory, implemented by Redis and in process."""
 
 from __future__ import annotations
 
@@ -38,14 +38,3 @@ class Store(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
-
-
-def open_store(redis_url: str | None, *, prefix: str = "vo:") -> Store:
-    """Redis when a URL is configured, otherwise the in-process single-node store."""
-    if redis_url:
-        from fleet.redis_store import RedisStore
-
-        return RedisStore(redis_url, prefix=prefix)
-    from fleet.memory_store import MemoryStore
-
-    return MemoryStore()

@@ -1,4 +1,5 @@
-"""Assembles the orchestrator: its services, the public app and the ops app."""
+"""Assembles the orchestrator: narrow options from the settings, the services, the public
+app and the ops app. Nothing else reads the settings object."""
 
 from __future__ import annotations
 
@@ -6,19 +7,79 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from fleet.store import Store, open_store
-from orchestrator.api.errors import install_error_handlers
-from orchestrator.api.routes import router
-from orchestrator.api.serving import SynthesisService
-from orchestrator.api.session_routes import router as session_router
-from orchestrator.auth import AuthMiddleware, parse_api_keys
-from orchestrator.body_limit import BodyLimitMiddleware
-from orchestrator.fleet_metrics import FleetMetrics, RequestMetricsMiddleware
-from orchestrator.ops import create_ops_app
-from orchestrator.registry import WorkerRegistry
-from orchestrator.session_manager import SessionManager
+from fleet.backends import open_store
+from fleet.store import Store
+from orchestrator.http.auth import AuthMiddleware, parse_api_keys
+from orchestrator.http.body_limit import BodyLimitMiddleware
+from orchestrator.http.errors import install_error_handlers
+from orchestrator.http.ops import create_ops_app
+from orchestrator.http.request_metrics import RequestMetricsMiddleware
+from orchestrator.metrics.recorder import FleetMetrics
+from orchestrator.sessions.api_router import router as sessions_router
+from orchestrator.sessions.bargein import BargeInSettings
+from orchestrator.sessions.manager import ManagerOptions, SessionManager, VadOptions
+from orchestrator.sessions.session import LiveKitOptions, SessionOptions
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.worker_channels import WorkerChannels
+from orchestrator.synthesis.api_router import router as synthesis_router
+from orchestrator.synthesis.serving import SynthesisOptions, SynthesisService
+from orchestrator.workers.channels import WorkerChannels
+from orchestrator.workers.registry import WorkerRegistry
+from orchestrator.workers.stream import StreamOptions
+
+
+def stream_options(settings: OrchestratorSettings) -> StreamOptions:
+    return StreamOptions(
+        first_audio_timeout_seconds=settings.first_audio_timeout_seconds,
+        max_attempts=settings.max_attempts,
+    )
+
+
+def synthesis_options(settings: OrchestratorSettings) -> SynthesisOptions:
+    return SynthesisOptions(
+        max_text_chars=settings.max_text_chars,
+        voice_aliases=dict(settings.voice_aliases),
+        stream=stream_options(settings),
+    )
+
+
+# Settings the session manager takes under the same names.
+_MANAGER_LIMITS = {
+    "max_sessions",
+    "max_text_chars",
+    "replica_ttl_seconds",
+    "user_token_ttl_seconds",
+    "livekit_public_url",
+}
+
+
+def manager_options(settings: OrchestratorSettings) -> ManagerOptions:
+    livekit = LiveKitOptions(
+        url=settings.livekit_url,
+        api_key=settings.livekit_api_key,
+        api_secret=settings.livekit_api_secret.get_secret_value(),
+        connect_timeout_seconds=settings.livekit_connect_timeout_seconds,
+        reconnect_grace_seconds=settings.livekit_reconnect_grace_seconds,
+    )
+    session = SessionOptions(
+        livekit=livekit,
+        bargein=BargeInSettings(
+            settings.bargein_min_interruption_seconds,
+            settings.bargein_false_interruption_silence_seconds,
+        ),
+        stream=stream_options(settings),
+        listener_wait_seconds=settings.listener_wait_seconds,
+        playout_queue_ms=settings.playout_queue_ms,
+    )
+    return ManagerOptions(
+        instance_id=settings.resolved_instance_id(),
+        url=settings.advertise_url or f"http://{settings.host}:{settings.port}",
+        session=session,
+        vad=VadOptions(
+            activation_threshold=settings.vad_activation_threshold,
+            min_speech_seconds=settings.vad_min_speech_seconds,
+        ),
+        **settings.model_dump(include=_MANAGER_LIMITS),
+    )
 
 
 @dataclass
@@ -51,15 +112,15 @@ class Services:
             settings.resolved_instance_id(),
             sla_first_audio_seconds=settings.sla_first_audio_seconds,
             flush_seconds=settings.metrics_flush_seconds,
-            registry=registry,
+            fleet=registry,
         )
         return cls(
             settings,
             store,
             channels,
             registry,
-            SynthesisService(settings, registry, channels, metrics=metrics),
-            SessionManager(settings, store, registry, channels, metrics),
+            SynthesisService(synthesis_options(settings), registry, channels, metrics=metrics),
+            SessionManager(manager_options(settings), store, registry, channels, metrics),
             metrics=metrics,
         )
 
@@ -84,8 +145,8 @@ def create_public_app(services: Services) -> FastAPI:
     )
     app.state.synthesis = services.synthesis
     app.state.sessions = services.sessions
-    app.include_router(router)
-    app.include_router(session_router)
+    app.include_router(synthesis_router)
+    app.include_router(sessions_router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     settings = services.settings

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 
 import uvicorn
+from fastapi import FastAPI
 
+from fleet import aio
 from fleet.logs import configure_logging
+from fleet.process import serve_until_signalled
 from orchestrator.app import Services, create_apps
 from orchestrator.settings import OrchestratorSettings
 
 log = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT_SECONDS = 30.0
 
 
 class _Server(uvicorn.Server):
@@ -24,6 +28,20 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _server(app: FastAPI, host: str, port: int, graceful_seconds: int | None) -> _Server:
+    """uvicorn in our loop: no lifespan (Services start and stop around it), our logging."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=graceful_seconds,
+    )
+    return _Server(config)
+
+
 class Orchestrator:
     """Runs both HTTP servers over shared services; tests start it in-process."""
 
@@ -31,38 +49,26 @@ class Orchestrator:
         self.settings = settings
         self.services = Services.create(settings)
         public, ops = create_apps(self.services)
-        self.public = _Server(
-            uvicorn.Config(
-                public,
-                host=settings.host,
-                port=settings.port,
-                lifespan="off",
-                log_config=None,
-                access_log=False,
-                timeout_graceful_shutdown=5,
-            )
-        )
-        self.ops = _Server(
-            uvicorn.Config(
-                ops,
-                host=settings.ops_host,
-                port=settings.ops_port,
-                lifespan="off",
-                log_config=None,
-                access_log=False,
-            )
-        )
+        # The public server's streams get 5 s to end on shutdown; the ops one has none.
+        self.public = _server(public, settings.host, settings.port, graceful_seconds=5)
+        self.ops = _server(ops, settings.ops_host, settings.ops_port, graceful_seconds=None)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.services.start()
         for name, server in (("public", self.public), ("ops", self.ops)):
             self._tasks.append(asyncio.create_task(server.serve(), name=f"http-{name}"))
-        while not (self.public.started and self.ops.started):
-            if any(t.done() for t in self._tasks):
-                await asyncio.gather(*self._tasks)  # surfaces the bind error
-                raise OSError("an HTTP server stopped during start-up")
-            await asyncio.sleep(0.02)
+        # uvicorn offers only a `started` flag to wait on; a server that stops instead (a bind
+        # error) ends its task, which ends the wait too.
+        await aio.poll_until(
+            lambda: (
+                (self.public.started and self.ops.started) or any(t.done() for t in self._tasks)
+            ),
+            timeout_seconds=STARTUP_TIMEOUT_SECONDS,
+        )
+        if not (self.public.started and self.ops.started):
+            await asyncio.gather(*self._tasks)  # surfaces the bind error
+            raise OSError("an HTTP server did not start")
         log.info(
             "orchestrator ready",
             extra={
@@ -79,15 +85,16 @@ class Orchestrator:
         services.synthesis.draining = True
         services.sessions.draining = True
         log.info("draining", extra={"timeout_seconds": self.settings.drain_timeout_seconds})
-        deadline = asyncio.get_running_loop().time() + self.settings.drain_timeout_seconds
-        while services.synthesis.active or services.sessions.busy():
-            if asyncio.get_running_loop().time() >= deadline:
-                log.warning(
-                    "drain timeout: stopping with work under way",
-                    extra={"streams": services.synthesis.active},
-                )
-                break
-            await asyncio.sleep(0.05)
+        idle = await aio.poll_until(
+            lambda: not services.synthesis.active and not services.sessions.busy(),
+            timeout_seconds=self.settings.drain_timeout_seconds,
+            interval_seconds=0.05,
+        )
+        if not idle:
+            log.warning(
+                "drain timeout: stopping with work under way",
+                extra={"streams": services.synthesis.active},
+            )
         await self.stop()
 
     async def stop(self) -> None:
@@ -97,21 +104,10 @@ class Orchestrator:
         await self.services.aclose()
 
 
-async def serve(settings: OrchestratorSettings) -> None:
-    orchestrator = Orchestrator(settings)
-    await orchestrator.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await orchestrator.drain()
-
-
 def main() -> None:
     settings = OrchestratorSettings()
     configure_logging(settings.log_level, settings.log_json)
-    asyncio.run(serve(settings))
+    asyncio.run(serve_until_signalled(Orchestrator(settings)))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from fleet.logs import LogSettings
 
 
-class OrchestratorSettings(BaseSettings):
+class OrchestratorSettings(LogSettings):
     """Settings of one orchestrator replica; defaults suit the embedded single-node mode."""
 
     model_config = SettingsConfigDict(
@@ -102,11 +104,6 @@ class OrchestratorSettings(BaseSettings):
     """First audio later than this counts as an SLA violation (voiceorch_sla_violations_total)."""
     metrics_flush_seconds: float = Field(default=1.0, gt=0)
     """How often this replica adds its new metric counts to the store (kept while it is down)."""
-
-    log_level: str = "info"
-    """Log level: debug, info, warning or error."""
-    log_json: bool = True
-    """One JSON object per log line; false gives plain text for a terminal."""
 
     def resolved_instance_id(self) -> str:
         import socket

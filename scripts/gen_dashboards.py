@@ -50,8 +50,9 @@ ERROR_RATE_RATIO = 0.1
 UTILISATION_RATIO = 0.9
 QUEUE_DEPTH = 50.0
 REALTIME_FACTOR = 1.0  # slower than real time: audio cannot keep up with playback
-BARGEIN_ONSET_TO_SILENCE_SECONDS = 0.2  # target: the agent falls silent within 200 ms
-BARGEIN_LAST_FRAME_SECONDS = 0.02  # DESIGN §2: speech stops within one 20 ms frame
+# Target: the agent's audio stops within 150 ms of the first voiced sample reaching us (the
+# listener's uplink and playout come on top: benchmarks measure those at a real listener).
+BARGEIN_ONSET_TO_STOP_SECONDS = 0.15
 
 
 @dataclass(frozen=True)
@@ -349,19 +350,19 @@ def overview() -> object:
             quantiles("voiceorch_session_utterances", qs=(0.5, 0.95)),
         ),
         graph(
-            "Barge-in: speech onset to silence (p50 / p95)",
-            "From the listener's speech onset (VAD) to the agent's audio stopping. Dashed: "
-            f"{BARGEIN_ONSET_TO_SILENCE_SECONDS * 1000:.0f} ms target.",
-            quantiles("voiceorch_bargein_onset_to_silence_seconds", qs=(0.5, 0.95)),
+            "Barge-in: speech onset to agent stopped (p50 / p95)",
+            "From the arrival of the listener's first voiced sample to the agent's audio "
+            "stopping at its LiveKit source (the listener's uplink and playout are not in it). "
+            f"Dashed: {BARGEIN_ONSET_TO_STOP_SECONDS * 1000:.0f} ms target.",
+            quantiles("voiceorch_bargein_onset_to_stop_seconds", qs=(0.5, 0.95)),
             unit="s",
-            limit=BARGEIN_ONSET_TO_SILENCE_SECONDS,
+            limit=BARGEIN_ONSET_TO_STOP_SECONDS,
         ),
         graph(
-            "Barge-in: decision to last frame (p95)",
-            "From the decision to cancel to the utterance's last frame. Dashed: one 20 ms frame.",
-            quantiles("voiceorch_bargein_decision_to_last_frame_seconds", qs=(0.95,)),
+            "Barge-in: pause to decision (p95)",
+            "From the agent pausing for a barge-in to the decision to resume or cancel.",
+            quantiles("voiceorch_bargein_pause_to_decision_seconds", by="decision", qs=(0.95,)),
             unit="s",
-            limit=BARGEIN_LAST_FRAME_SECONDS,
         ),
         graph(
             "Barge-ins and false interruptions",

@@ -15,6 +15,8 @@ command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v caddy >/dev/null 2>&1 || need+=(caddy)
+# Encoder tests: FAAD2 decodes our ADTS AAC independently of the FFmpeg that wrote it.
+command -v faad >/dev/null 2>&1 || need+=(faad)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

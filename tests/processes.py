@@ -189,7 +189,11 @@ class OrchestratorProcess:
         }
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator"], env=env, cwd=ROOT, stdout=log, stderr=log
+                [sys.executable, "-m", "orchestrator.cli"],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

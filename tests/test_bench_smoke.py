@@ -27,7 +27,7 @@ def test_bench_quick_run_writes_results(tmp_path: Path) -> None:
     for row in rows.values():
         assert row["synthesize_first_audio"]["n"] == 1
         assert row["synthesize_first_audio"]["p50"] > 0
-    assert report["scenarios"]["bargein"]["onset_to_last_frame_seconds"]["n"] == 2
+    assert report["scenarios"]["bargein"]["server_onset_to_stop_seconds"]["n"] == 2
     bargein = report["scenarios"]["bargein"]
     resumed = bargein["false_interruption_resume_delay_seconds"]["n"]
     assert resumed + bargein["false_interruption_bursts_ignored_by_vad"] == 1

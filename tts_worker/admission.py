@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 
 class QueueFull(Exception):
@@ -13,7 +14,10 @@ class QueueFull(Exception):
 class Admission:
     """A semaphore that refuses to queue more than max_queued waiters."""
 
-    def __init__(self, max_active: int, max_queued: int) -> None:
+    def __init__(
+        self, max_active: int, max_queued: int, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self._clock = clock
         self.max_active = max_active
         self.max_queued = max_queued
         self._semaphore = asyncio.Semaphore(max_active)
@@ -21,6 +25,10 @@ class Admission:
         self.queued = 0
         self._idle = asyncio.Event()
         self._idle.set()
+
+    @property
+    def idle(self) -> bool:
+        return self._idle.is_set()
 
     async def wait_idle(self) -> None:
         """Returns once no stream is active or queued."""
@@ -31,7 +39,7 @@ class Admission:
         the queue is already full."""
         if self._semaphore.locked() and self.queued >= self.max_queued:
             raise QueueFull(f"{self.active} streams active and {self.queued} queued")
-        started = time.perf_counter()
+        started = self._clock()
         self.queued += 1
         self._idle.clear()
         try:
@@ -43,7 +51,7 @@ class Admission:
             raise
         self.queued -= 1
         self.active += 1
-        return time.perf_counter() - started
+        return self._clock() - started
 
     def release(self) -> None:
         self.active -= 1

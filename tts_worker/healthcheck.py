@@ -14,6 +14,8 @@ import sys
 
 import grpc
 
+from fleet.process import run_probe
+
 _CHECK = "/grpc.health.v1.Health/Check"
 _SERVING = 1  # grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING
 _TIMEOUT_SECONDS = 2.0
@@ -77,13 +79,7 @@ def check(address: str, timeout: float = _TIMEOUT_SECONDS) -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) > 1:
-        print("usage: python -m tts_worker.healthcheck [host:port]", file=sys.stderr)
-        return 2
-    healthy, seen = check(args[0] if args else default_address())
-    print(seen, file=sys.stdout if healthy else sys.stderr)
-    return 0 if healthy else 1
+    return run_probe(argv, "python -m tts_worker.healthcheck [host:port]", check, default_address())
 
 
 if __name__ == "__main__":

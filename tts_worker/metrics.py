@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
@@ -98,14 +98,17 @@ class GpuMemoryCollector(Collector):
     answers; no series at all on a CPU-only worker. Utilisation is left out for a device that
     does not report it (MIG slices, some virtual GPUs)."""
 
-    def __init__(self, nvml: Any = None) -> None:
+    def __init__(self, nvml: Any = None, load_nvml: Callable[[], Any] | None = None) -> None:
+        """`nvml`: an NVML already initialised. `load_nvml`: how to import one, then
+        initialised on the first scrape (default: the `pynvml` module of nvidia-ml-py)."""
         self._nvml = nvml
+        self._load_nvml = load_nvml or (lambda: importlib.import_module("pynvml"))
         self._ready: bool | None = None if nvml is None else True
 
     def _init(self) -> bool:
         if self._ready is None:
             try:
-                self._nvml = importlib.import_module("pynvml")
+                self._nvml = self._load_nvml()
                 self._nvml.nvmlInit()
                 self._ready = True
             except Exception:  # no package, no driver, no device: nothing to export

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
-from fleet.store import open_store
+from fleet.aio import cancel_and_wait
+from fleet.backends import open_store
+from fleet.process import serve_until_signalled
 from fleet.workers import remove_worker
 from tts_rpc.v1 import tts_pb2_grpc
 from tts_worker.admission import Admission
@@ -122,10 +123,7 @@ class Worker:
                     self.service.admission.wait_idle(), self.settings.drain_grace_seconds
                 )
         await self.server.stop(max(0.0, deadline - loop.time()))
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         with contextlib.suppress(Exception):
             await remove_worker(self._store, self.worker_id)
         await self._store.aclose()
@@ -135,11 +133,4 @@ class Worker:
 
 async def serve(settings: WorkerSettings) -> None:
     """Run until SIGTERM or SIGINT, then drain and return."""
-    worker = Worker(settings)
-    await worker.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await worker.drain()
+    await serve_until_signalled(Worker(settings))

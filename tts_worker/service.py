@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 
 import grpc
 
+from fleet.aio import cancel_and_wait
 from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
 from tts_worker import metrics
 from tts_worker.admission import Admission, QueueFull
-from tts_worker.engines.base import Engine, VoiceNotFoundError, VoiceSpec
+from tts_worker.engines.base import MAX_SPEED, MIN_SPEED, Engine, VoiceNotFoundError, VoiceSpec
 from tts_worker.utterance import SUPPORTED_SAMPLE_RATES, Limits, StreamError, Utterance
 
 log = logging.getLogger(__name__)
@@ -107,9 +107,7 @@ class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
             outcome = "client_cancelled"
             raise
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await cancel_and_wait(reader)
             metrics.ACTIVE_STREAMS.labels(engine).dec()
             self.admission.release()
             self._record(utterance, outcome)
@@ -149,6 +147,17 @@ class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
         if config.frame_duration_ms and not 5 <= config.frame_duration_ms <= 200:
             raise StreamError(
                 grpc.StatusCode.INVALID_ARGUMENT, "frame_duration_ms must be between 5 and 200"
+            )
+        # 0 is proto3's unset; NaN fails the range test as it should.
+        if config.speed != 0 and not MIN_SPEED <= config.speed <= MAX_SPEED:
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"speed {config.speed:g} is out of range: use {MIN_SPEED:g} to {MAX_SPEED:g}",
+            )
+        if config.speed not in (0, 1) and not self.engine.supports_speed:
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"speed {config.speed:g}: the {self.engine.name} engine has no speed control",
             )
         return voice
 

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from fleet.logs import LogSettings
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(LogSettings):
     """Settings of one TTS worker process; defaults suit the embedded single-node mode."""
 
     model_config = SettingsConfigDict(
@@ -86,11 +88,6 @@ class WorkerSettings(BaseSettings):
     """How long the entry outlives the last heartbeat."""
     drain_grace_seconds: float = Field(default=30.0, ge=0)
     """On SIGTERM, how long active utterances may run before the server stops."""
-
-    log_level: str = "info"
-    """Log level: debug, info, warning or error."""
-    log_json: bool = True
-    """One JSON object per log line; false gives plain text for a terminal."""
 
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-{self.port}"

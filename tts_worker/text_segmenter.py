@@ -3,6 +3,15 @@
 A segment ends at a sentence end, or at a clause boundary (, ; : and dashes) once it is
 long enough, so a long first sentence starts playing after its first clause. Offsets are
 in code points of the whole utterance text, so frames can say which text they speak.
+
+Chinese and Japanese put no spaces between words and have their own full-width
+punctuation (。！？ end sentences, ，、；： end clauses). Those marks are unambiguous, so
+they need no space after them to count, and a closing quote or bracket right after one
+stays with its sentence. Lengths are weighed by how long text takes to say: one CJK
+character counts as `CJK_CHAR_WEIGHT` Latin ones (Mandarin is read at about four to five
+characters a second, English at fifteen or so), so a Chinese clause is cut as soon as an
+English clause of the same spoken length would be. Text with neither spaces nor
+punctuation is cut between two CJK characters past the length limit.
 """
 
 from __future__ import annotations
@@ -11,10 +20,32 @@ from dataclasses import dataclass
 
 _SENTENCE_END = frozenset(".!?…")
 _CLAUSE_END = frozenset(",;:—–")
+_CJK_SENTENCE_END = frozenset("。！？｡")
+_CJK_CLAUSE_END = frozenset("，、；：､")
+# Closing quotes and brackets that belong to the sentence a CJK mark just ended.
+_CJK_CLOSERS = frozenset("」』”’）》】〕〉〗〙〛\"')")
 # Periods after these words rarely end a sentence; splitting there would add a pause.
 _ABBREVIATIONS = frozenset(
     {"mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "etc", "e.g", "i.e", "no", "approx"}
 )
+CJK_CHAR_WEIGHT = 4
+
+
+def is_cjk(char: str) -> bool:
+    """A Han, kana or Hangul character (written without spaces between words)."""
+    code = ord(char)
+    return (
+        0x3040 <= code <= 0x30FF  # hiragana, katakana
+        or 0x3400 <= code <= 0x4DBF  # CJK extension A
+        or 0x4E00 <= code <= 0x9FFF  # CJK unified ideographs
+        or 0xAC00 <= code <= 0xD7AF  # Hangul syllables
+        or 0xF900 <= code <= 0xFAFF  # CJK compatibility ideographs
+        or 0x20000 <= code <= 0x3134F  # CJK extensions B-G
+    )
+
+
+def _weight(char: str) -> int:
+    return CJK_CHAR_WEIGHT if is_cjk(char) else 1
 
 
 @dataclass(frozen=True)
@@ -35,6 +66,7 @@ class TextSegmenter:
         self._buffer = ""
         self._offset = 0  # utterance offset of _buffer[0]
         self._scanned = 0  # positions of _buffer below this were already examined
+        self._scanned_weight = 0  # spoken length of _buffer[: _scanned]
 
     def push(self, text: str) -> list[Segment]:
         self._buffer += text
@@ -46,44 +78,71 @@ class TextSegmenter:
 
     def _cut(self, final: bool) -> list[Segment]:
         segments: list[Segment] = []
-        i = self._scanned
+        i, weight = self._scanned, self._scanned_weight
         while i < len(self._buffer):
-            # A boundary is confirmed by the whitespace after it; at the end of the
-            # buffer wait for more text unless input has ended.
-            boundary = self._is_boundary(i, final)
+            # A boundary is confirmed by what follows it; at the end of the buffer wait
+            # for more text unless input has ended.
+            boundary = self._is_boundary(i, final, weight)
             if boundary is None:
                 break
             if boundary:
                 segments += self._emit(i + 1)
-                i = 0
+                i, weight = 0, 0
                 continue
-            if i >= self._max_segment and self._buffer[i].isspace():
+            char = self._buffer[i]
+            if weight >= self._max_segment and (char.isspace() or (is_cjk(char) and i > 0)):
                 segments += self._emit(i)
-                i = 0
+                i, weight = 0, 0
                 continue
+            if weight or not char.isspace():  # leading whitespace says nothing
+                weight += _weight(char)
             i += 1
-        self._scanned = i
+        self._scanned, self._scanned_weight = i, weight
         if final:
             segments += self._emit(len(self._buffer))
-            self._scanned = 0
+            self._scanned, self._scanned_weight = 0, 0
         return segments
 
-    def _is_boundary(self, i: int, final: bool) -> bool | None:
+    def _is_boundary(self, i: int, final: bool, weight: int) -> bool | None:
+        """Whether a segment ends after position i; None: cannot tell until more text."""
         char = self._buffer[i]
         if char == "\n":
             return True
+        if char in _CJK_SENTENCE_END or char in _CJK_CLAUSE_END:
+            return self._cjk_boundary(i, final, weight, sentence=char in _CJK_SENTENCE_END)
+        if char in _CJK_CLOSERS and i > 0:
+            # A closer right after a CJK mark: the boundary that mark deferred to it.
+            j = i - 1
+            while j > 0 and self._buffer[j] in _CJK_CLOSERS:
+                j -= 1
+            mark = self._buffer[j]
+            if mark in _CJK_SENTENCE_END or mark in _CJK_CLAUSE_END:
+                return self._cjk_boundary(i, final, weight, sentence=mark in _CJK_SENTENCE_END)
         if char not in _SENTENCE_END and char not in _CLAUSE_END:
             return False
         if i + 1 >= len(self._buffer):
             return True if final else None
-        if not self._buffer[i + 1].isspace():
+        following = self._buffer[i + 1]
+        # "3.14" and "e.g." stay whole: a Latin mark needs a space (or CJK text) after it.
+        if not (following.isspace() or is_cjk(following)):
             return False
         if char in _CLAUSE_END:
-            return len(self._buffer[:i].strip()) >= self._min_clause
+            return self._long_enough(weight)
         if char == ".":
             words = self._buffer[:i].split()
             return not (words and words[-1].lower().rstrip(".") in _ABBREVIATIONS)
         return True
+
+    def _cjk_boundary(self, i: int, final: bool, weight: int, sentence: bool) -> bool | None:
+        if i + 1 >= len(self._buffer):
+            if not final:
+                return None  # a closing quote may follow
+        elif self._buffer[i + 1] in _CJK_CLOSERS:
+            return False  # the boundary moves onto the closer
+        return True if sentence else self._long_enough(weight)
+
+    def _long_enough(self, weight: int) -> bool:
+        return weight >= self._min_clause
 
     def _emit(self, cut: int) -> list[Segment]:
         piece, self._buffer = self._buffer[:cut], self._buffer[cut:]

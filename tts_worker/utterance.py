@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import grpc
 
 from tts_rpc.v1 import tts_pb2
 from tts_worker.audio_framer import BYTES_PER_SAMPLE, AudioFramer
-from tts_worker.engines.base import Engine, FloatAudio, VoiceSpec
+from tts_worker.engines.base import Engine, EngineAudio, TimedAudio, VoiceSpec
 from tts_worker.text_segmenter import Segment, TextSegmenter
 
 T = TypeVar("T")
@@ -58,6 +59,7 @@ class Utterance:
         self.voice = voice
         self.sample_rate = config.sample_rate or voice.native_sample_rate
         self.frame_ms = config.frame_duration_ms or DEFAULT_FRAME_MS
+        self.speed = config.speed or 1.0
         self._engine = engine
         self._executor = executor
         self._limits = limits
@@ -76,6 +78,9 @@ class Utterance:
         self.audio_samples = 0
         self.frames = 0
         self.queue_seconds = 0.0
+        # Text timings not yet sent, in the order their audio starts (see AudioFrame.timings).
+        self._timings: deque[tts_pb2.TextTiming] = deque()
+        self._engine_samples = 0  # engine audio so far, at the voice's native rate
 
     @property
     def cancelled(self) -> bool:
@@ -170,18 +175,37 @@ class Utterance:
             if segment is None:
                 break
             span = tts_pb2.TextSpan(start=segment.start, end=segment.end)
-            chunks = self._engine.synthesize(self.voice.name, segment.text)
+            chunks = self._engine.synthesize(self.voice.name, segment.text, speed=self.speed)
+            segment_starts_at = self._engine_samples
+            words_timed = False
             while True:
                 chunk = await self._next_chunk(chunks)
                 if chunk is None:
                     break
                 produced_ns = time.time_ns()
+                if isinstance(chunk, TimedAudio):
+                    self._time_words(chunk, segment.start)
+                    words_timed = True
+                    chunk = chunk.audio
+                self._engine_samples += len(chunk)
                 for pcm in framer.push(chunk):
                     if not await self._wait_playing():
                         break
                     yield self._frame(pcm, span, produced_ns)
             if self.cancelled:
                 break
+            if not words_timed and self._engine_samples > segment_starts_at:
+                # No word times from this engine: the clause is timed as a whole, once its
+                # end is known; the next frame carries it.
+                self._timings.append(
+                    self._timing(
+                        segment.start,
+                        segment.end,
+                        segment_starts_at,
+                        self._engine_samples,
+                        tts_pb2.TIMING_UNIT_CLAUSE,
+                    )
+                )
         if not self.cancelled:
             produced_ns = time.time_ns()
             for pcm in framer.flush():
@@ -192,7 +216,10 @@ class Utterance:
             yield tts_pb2.SynthesizeResponse(stats=self.stats())
 
     def stats(self) -> tts_pb2.SynthesisStats:
+        heard = self.audio_seconds
         return tts_pb2.SynthesisStats(
+            # What only became known after the last frame, for audio that was sent.
+            timings=[t for t in self._timings if t.start_seconds < heard],
             utterance_id=self.id,
             audio_seconds=self.audio_seconds,
             synthesis_seconds=self.synthesis_seconds,
@@ -212,6 +239,10 @@ class Utterance:
         samples = len(pcm) // BYTES_PER_SAMPLE
         if self.frames == 0 and self.first_text_at is not None:
             self.first_frame_seconds = time.perf_counter() - self.first_text_at
+        ends_at = (self.audio_samples + samples) / self.sample_rate
+        timings = []
+        while self._timings and self._timings[0].start_seconds < ends_at:
+            timings.append(self._timings.popleft())
         frame = tts_pb2.AudioFrame(
             sequence_number=self.frames,
             audio=pcm,
@@ -221,12 +252,43 @@ class Utterance:
             duration_seconds=samples / self.sample_rate,
             produced_unix_ns=produced_ns,
             text_span=span,
+            timings=timings,
         )
         self.frames += 1
         self.audio_samples += samples
         return tts_pb2.SynthesizeResponse(frame=frame)
 
-    async def _next_chunk(self, chunks: Iterator[FloatAudio]) -> FloatAudio | None:
+    def _time_words(self, chunk: TimedAudio, text_offset: int) -> None:
+        for word in chunk.words:
+            self._timings.append(
+                self._timing(
+                    text_offset + word.start,
+                    text_offset + word.end,
+                    self._engine_samples + word.start_sample,
+                    self._engine_samples + word.end_sample,
+                    tts_pb2.TIMING_UNIT_WORD,
+                )
+            )
+
+    def _timing(
+        self,
+        start: int,
+        end: int,
+        first_sample: int,
+        end_sample: int,
+        unit: tts_pb2.TimingUnit.ValueType,
+    ) -> tts_pb2.TextTiming:
+        # Engine samples at the native rate: resampling keeps time, so seconds agree with
+        # the frames' own clock.
+        rate = self.voice.native_sample_rate
+        return tts_pb2.TextTiming(
+            text_span=tts_pb2.TextSpan(start=start, end=end),
+            start_seconds=first_sample / rate,
+            end_seconds=end_sample / rate,
+            unit=unit,
+        )
+
+    async def _next_chunk(self, chunks: Iterator[EngineAudio]) -> EngineAudio | None:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         chunk = await self._unless_cancelled(

@@ -1,4 +1,4 @@
-"""The container health probes (`python -m tts_worker.healthcheck`, `orchestrator.healthcheck`).
+"""The container health probes (`tts_worker.healthcheck`, `orchestrator.http.healthcheck`).
 
 They are what HEALTHCHECK, compose and Kubernetes exec probes run, so each is run here as a
 real process against real servers: it must exit 0 only when the service is truly ready.
@@ -108,7 +108,7 @@ async def test_orchestrator_probe_fails_with_the_reason_when_not_ready() -> None
     await orch.start()
     try:
         code, output = await async_probe(
-            "orchestrator.healthcheck", ORCH_OPS_PORT=str(orch.settings.ops_port)
+            "orchestrator.http.healthcheck", ORCH_OPS_PORT=str(orch.settings.ops_port)
         )
     finally:
         await orch.stop()
@@ -125,15 +125,17 @@ async def test_orchestrator_probe_passes_when_ready(orchestrator: Orchestrator) 
             assert time.monotonic() < deadline, "orchestrator never became ready"
             await asyncio.sleep(0.2)
     code, output = await async_probe(
-        "orchestrator.healthcheck", ORCH_OPS_PORT=str(orchestrator.settings.ops_port)
+        "orchestrator.http.healthcheck", ORCH_OPS_PORT=str(orchestrator.settings.ops_port)
     )
     assert code == 0, output
-    code, output = await async_probe("orchestrator.healthcheck", f"{ops}/readyz")
+    code, output = await async_probe("orchestrator.http.healthcheck", f"{ops}/readyz")
     assert code == 0, output
 
 
 async def test_orchestrator_probe_fails_when_nothing_listens() -> None:
     """A dead orchestrator fails the probe (connection refused), never passes it."""
-    code, output = await async_probe("orchestrator.healthcheck", ORCH_OPS_PORT=str(free_port()))
+    code, output = await async_probe(
+        "orchestrator.http.healthcheck", ORCH_OPS_PORT=str(free_port())
+    )
     assert code == 1
     assert "refused" in output.lower(), output

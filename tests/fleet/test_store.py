@@ -1,4 +1,6 @@
-"""Both stores pass the same registry suite: the embedded default and Redis."""
+"""Both stores pass the same registry suite: the embedded default and Redis. Expiry runs
+on an injected clock for the in-process store, and is read back from Redis itself (its own
+PTTL) for Redis: no test waits on the wall clock for a TTL."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio as aioredis
 
 from fleet.memory_store import MemoryStore
 from fleet.records import VoiceInfo, WorkerRecord
@@ -47,19 +50,89 @@ async def test_put_and_list(store: Store) -> None:
     assert workers[0] == record("a", active=3)
 
 
-async def test_worker_that_stops_heartbeating_drops_out_after_ttl(store: Store) -> None:
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_memory_record_expires_exactly_at_its_ttl() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
     await put_worker(store, record("steady"), ttl_seconds=10)
     await put_worker(store, record("silent"), ttl_seconds=0.3)
+    clock.now += 0.299
     assert {w.worker_id for w in await list_workers(store)} == {"steady", "silent"}
-    await asyncio.sleep(0.5)
+    clock.now += 0.002
     assert {w.worker_id for w in await list_workers(store)} == {"steady"}
+    assert await store.get_record("worker", "silent") is None
 
 
-async def test_heartbeat_extends_the_ttl(store: Store) -> None:
-    for _ in range(4):
+async def test_memory_heartbeat_extends_the_ttl() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    for _ in range(4):  # 0.6 s in all, each refresh inside the previous 0.3 s TTL
         await put_worker(store, record("beating"), ttl_seconds=0.3)
-        await asyncio.sleep(0.15)
+        clock.now += 0.15
     assert [w.worker_id for w in await list_workers(store)] == ["beating"]
+    clock.now += 0.16  # 0.31 s after the last refresh
+    assert await list_workers(store) == []
+
+
+async def test_memory_record_without_ttl_never_expires() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    await store.put_record("session", "s1", "{}", ttl_seconds=None)
+    clock.now += 10**9
+    assert await store.get_record("session", "s1") == "{}"
+
+
+@pytest.fixture
+async def redis_pair(
+    redis_server: RedisServer,
+) -> AsyncIterator[tuple[RedisStore, aioredis.Redis, str]]:
+    """A RedisStore and a plain client on the same server, to read what the store wrote."""
+    prefix = f"ttl{free_port()}:"
+    store = RedisStore(redis_server.url, prefix=prefix)
+    raw = aioredis.from_url(redis_server.url)
+    yield store, raw, prefix
+    await store.aclose()
+    await raw.aclose()
+
+
+async def test_redis_sets_the_ttl_on_the_record_key(
+    redis_pair: tuple[RedisStore, aioredis.Redis, str],
+) -> None:
+    store, raw, prefix = redis_pair
+    await put_worker(store, record("silent"), ttl_seconds=30)
+    await store.put_record("session", "s1", "{}", ttl_seconds=None)
+    ttl_ms = await raw.pttl(f"{prefix}worker:silent")
+    assert 29_000 < ttl_ms <= 30_000
+    assert await raw.pttl(f"{prefix}session:s1") == -1  # no expiry
+
+
+async def test_redis_heartbeat_resets_the_ttl(
+    redis_pair: tuple[RedisStore, aioredis.Redis, str],
+) -> None:
+    store, raw, prefix = redis_pair
+    await put_worker(store, record("beating"), ttl_seconds=30)
+    await raw.pexpire(f"{prefix}worker:beating", 5_000)  # as if 25 s had passed
+    await put_worker(store, record("beating"), ttl_seconds=30)
+    assert await raw.pttl(f"{prefix}worker:beating") > 29_000
+
+
+async def test_redis_expired_record_is_gone_from_lists(
+    redis_pair: tuple[RedisStore, aioredis.Redis, str],
+) -> None:
+    """Redis expires the key itself; listing then prunes it from the kind's index."""
+    store, raw, prefix = redis_pair
+    await put_worker(store, record("steady"), ttl_seconds=30)
+    await put_worker(store, record("silent"), ttl_seconds=30)
+    await raw.delete(f"{prefix}worker:silent")  # what Redis does when the TTL runs out
+    assert {w.worker_id for w in await list_workers(store)} == {"steady"}
+    assert await raw.smembers(f"{prefix}worker-index") == {b"steady"}
 
 
 async def test_remove_is_immediate(store: Store) -> None:
@@ -101,16 +174,12 @@ async def test_counters_add_up_and_read_by_prefix(store: Store) -> None:
 
 
 async def test_records_with_and_without_ttl(store: Store) -> None:
-    """Generic records (sessions, replicas): TTL expiry, permanence without TTL, removal."""
+    """Generic records (sessions, replicas): permanence without TTL, listing, removal."""
     await store.put_record("session", "s1", '{"state": "active"}', ttl_seconds=None)
-    await store.put_record("replica", "r1", "{}", ttl_seconds=0.3)
+    await store.put_record("replica", "r1", "{}", ttl_seconds=10)
     await store.put_record("replica", "r2", "{}", ttl_seconds=10)
     assert await store.get_record("session", "s1") == '{"state": "active"}'
     assert set(await store.list_records("replica")) == {"r1", "r2"}
-    await asyncio.sleep(0.5)
-    assert set(await store.list_records("replica")) == {"r2"}
-    assert await store.get_record("replica", "r1") is None
-    assert await store.get_record("session", "s1") is not None
     await store.remove_record("session", "s1")
     await store.remove_record("session", "absent")
     assert await store.list_records("session") == {}

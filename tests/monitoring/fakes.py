@@ -8,6 +8,9 @@ from typing import Any
 class FakeNvml:
     """NVML as nvidia-ml-py exposes it, with one 16 GiB device: no GPU exists here."""
 
+    def nvmlInit(self) -> None:
+        pass
+
     class _Memory:
         used = 3 * 2**30
         total = 16 * 2**30
@@ -20,3 +23,11 @@ class FakeNvml:
 
     def nvmlDeviceGetMemoryInfo(self, handle: Any) -> Any:
         return self._Memory()
+
+
+class NvmlWithoutDriver(FakeNvml):
+    """nvidia-ml-py installed on a machine without the NVIDIA driver: nvmlInit fails
+    (nvidia-ml-py raises NVMLError_LibraryNotFound there)."""
+
+    def nvmlInit(self) -> None:
+        raise OSError("NVML Shared Library Not Found")

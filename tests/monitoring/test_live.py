@@ -321,10 +321,12 @@ async def test_fleet_totals_equal_the_traffic_sent(stack: Stack) -> None:
     assert await q('sum(voiceorch_first_audio_seconds_count{route="session"})') == 2
     assert await q("sum(voiceorch_bargeins_total)") == t.bargeins
     assert await q("sum(voiceorch_false_interruptions_total)") == t.false_interruptions
-    assert await q("sum(voiceorch_bargein_onset_to_silence_seconds_count)") == t.bargeins
-    # Only the cancelled barge-in has a decision -> last frame.
+    assert await q("sum(voiceorch_bargein_onset_to_stop_seconds_count)") == t.bargeins
+    # Every pause ends in a decision: the resumed ones are the false interruptions.
     cancelled = t.bargeins - t.false_interruptions
-    assert await q("sum(voiceorch_bargein_decision_to_last_frame_seconds_count)") == cancelled
+    decisions = "sum(voiceorch_bargein_pause_to_decision_seconds_count{decision=%r})"
+    assert await q(decisions % "cancel") == cancelled
+    assert await q(decisions % "resume") == t.false_interruptions
     assert await q("sum(voiceorch_sessions_started_total)") == 1
     assert await q("sum(voiceorch_sessions_ended_total)") == 1
     assert await q('sum(voiceorch_errors_total{kind="voice_not_found"})') == t.voice_not_found

@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from fleet.memory_store import MemoryStore
 from fleet.records import VoiceInfo, WorkerRecord
 from fleet.workers import put_worker
-from orchestrator.fleet_metrics import FleetMetrics
-from orchestrator.registry import WorkerRegistry
-from orchestrator.worker_channels import WorkerChannels
+from orchestrator.metrics.recorder import FleetMetrics
+from orchestrator.workers.channels import WorkerChannels
+from orchestrator.workers.registry import WorkerRegistry
 from tests.monitoring.fakes import FakeNvml
 from tests.monitoring.promql import (
     MONITORING,
@@ -154,7 +154,7 @@ async def exported_names() -> set[str]:
     )
     await put_worker(store, record, ttl_seconds=60)
     await registry.refresh()
-    fleet = FleetMetrics(store, "static", registry=registry)
+    fleet = FleetMetrics(store, "static", fleet=registry)
     await fleet.start()
     try:
         text = fleet.exposition().decode()

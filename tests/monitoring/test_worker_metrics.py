@@ -1,6 +1,6 @@
 """The worker's own metrics: every series exists from start-up, and GPU memory is exported
-through NVML when a driver answers and not at all when it does not (no GPU exists here,
-so NVML is faked: the one part that cannot run on this machine)."""
+through NVML when a driver answers and not at all when it does not (NVML is faked, present or
+absent, so these hold on a machine with a GPU as on one without)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.monitoring.fakes import FakeNvml
+from tests.monitoring.fakes import FakeNvml, NvmlWithoutDriver
 from tts_worker import metrics
 
 
@@ -58,11 +58,30 @@ def test_gpu_memory_is_exported_per_device_through_nvml() -> None:
     assert total.value == 16 * 2**30
 
 
-def test_no_gpu_means_no_gpu_series() -> None:
-    """Without nvidia-ml-py or a driver (this machine), the collector exports nothing."""
+def test_no_nvml_package_means_no_gpu_series() -> None:
+    """Without nvidia-ml-py (a CPU-only install), the collector exports nothing."""
+
+    def absent() -> None:
+        raise ModuleNotFoundError("No module named 'pynvml'")
+
     registry = CollectorRegistry()
-    registry.register(metrics.GpuMemoryCollector())
+    registry.register(metrics.GpuMemoryCollector(load_nvml=absent))
     assert not any(name.startswith("voiceorch_worker_gpu") for name in families(registry))
+
+
+def test_no_driver_means_no_gpu_series() -> None:
+    """nvidia-ml-py but no driver: NVML fails to start, the collector exports nothing."""
+    registry = CollectorRegistry()
+    registry.register(metrics.GpuMemoryCollector(load_nvml=NvmlWithoutDriver))
+    assert not any(name.startswith("voiceorch_worker_gpu") for name in families(registry))
+
+
+def test_nvml_is_started_on_the_first_scrape() -> None:
+    """The default path: NVML loaded and initialised lazily, then read per device."""
+    registry = CollectorRegistry()
+    registry.register(metrics.GpuMemoryCollector(load_nvml=FakeNvml))
+    [used] = families(registry)["voiceorch_worker_gpu_memory_used_bytes"].samples
+    assert used.value == 3 * 2**30
 
 
 def test_a_driver_error_mid_scrape_does_not_fail_the_scrape() -> None:

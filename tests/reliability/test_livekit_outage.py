@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from fleet.aio import poll_until
 from orchestrator.cli import Orchestrator
 from tests.audio_checks import Pcm, transcribe, word_error_rate
 from tests.conftest import orchestrator_settings
@@ -64,7 +65,8 @@ async def test_livekit_gone_fails_the_session_cleanly(piper_worker: WorkerProces
             reconnecting = await events.wait("livekit_reconnecting", within=60)
             error = await events.wait("error", within=30, after=reconnecting["seq"])
             assert "LiveKit" in error["reason"]
-            for _ in range(100):
+            state = ""
+            for _ in range(100):  # the session's record follows its failure at once
                 state = (await api.get(f"/sessions/{session_id}")).json()["state"]
                 if state == "failed":
                     break
@@ -73,10 +75,12 @@ async def test_livekit_gone_fails_the_session_cleanly(piper_worker: WorkerProces
             said = await api.post(f"/sessions/{session_id}/say", json={"text": "hello?"})
             assert said.status_code == 409
             await events.aclose()
-            await asyncio.sleep(0.2)
             prefix = f"session-{session_id[:8]}"
-            left = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith(prefix)]
-            assert not left
+
+            def left() -> list[str]:
+                return [n for t in asyncio.all_tasks() if (n := t.get_name()).startswith(prefix)]
+
+            assert await poll_until(lambda: not left(), timeout_seconds=5), left()
             assert session_id not in orch.services.sessions.local
     finally:
         await asyncio.to_thread(server.__exit__, None, None, None)

@@ -141,9 +141,9 @@ async def test_sessions_keep_working_when_their_worker_dies(
                 said = await api.post(f"/sessions/{session_id}/say", json={"text": TEXT})
                 first = said.json()["utterance_id"]
                 await events.wait("speech_started", utterance_id=first)
-                stream = session._stream
-                assert stream is not None and stream.worker is not None
-                assert stream.worker.worker_id == victim.worker_id
+                worker = session.utterances[first].worker
+                assert worker is not None
+                assert worker.worker_id == victim.worker_id
                 orch.services.registry.closed(piper_worker.worker_id)
                 await asyncio.sleep(0.5)
                 victim.kill()

@@ -4,13 +4,14 @@ records the agent's audio with arrival times, and talks back into the room."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 from livekit import rtc
+
+from fleet.aio import cancel_and_wait, poll_until
 
 RATE = 48000
 FRAME = RATE // 100  # 10 ms
@@ -23,6 +24,14 @@ class Recording:
 
     def pcm(self) -> npt.NDArray[np.int16]:
         return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
+
+    async def wait_for(self, samples: int, within: float) -> None:
+        """Until at least `samples` have been received (the track plays on in silence)."""
+        received = await poll_until(lambda: self.samples() >= samples, timeout_seconds=within)
+        assert received, f"only {self.samples()} of {samples} samples arrived in {within} s"
+
+    def samples(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks)
 
     def sample_at(self, moment: float) -> int:
         """Samples received before a perf_counter moment."""
@@ -94,10 +103,6 @@ class Listener:
         await self.room.local_participant.send_text(text, topic="lk.chat")
 
     async def leave(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks)
         await self.room.disconnect()
         await self.source.aclose()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from orchestrator.cli import Orchestrator
-from orchestrator.utterance_audio import UtteranceAudio
+from orchestrator.sessions.utterance_audio import UtteranceAudio
 from tests.audio_checks import Pcm, parse_wav, transcribe, word_error_rate
 from tests.sessions.events import EventLog
 from tests.sessions.listener import RATE, Listener
@@ -104,9 +104,7 @@ async def speak_and_capture(
     said = await session_api.post(f"/sessions/{session_id}/say", json={"text": AGENT_TEXT})
     utterance_id = said.json()["utterance_id"]
     await events.wait("speech_started", utterance_id=utterance_id)
-    audio = orch.services.sessions.local[session_id]._audio
-    assert audio is not None
-    return utterance_id, audio
+    return utterance_id, orch.services.sessions.local[session_id].utterances[utterance_id].audio
 
 
 async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
@@ -125,7 +123,8 @@ async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
     interrupted = await events.wait("interrupted", within=10, utterance_id=utterance_id)
     cancelled = await events.wait("cancelled", within=10, utterance_id=utterance_id)
     await events.wait("user_speech_stopped", within=15)
-    await asyncio.sleep(0.5)  # anything still in flight would arrive now
+    # Anything still in flight arrives within half a second of the track's own audio.
+    await listener.recording.wait_for(len(listener.recording.pcm()) + RATE // 2, within=10)
 
     heard = round(cancelled["position_seconds"] * RATE)
     assert 2.0 * RATE < heard < 4.5 * RATE
@@ -134,7 +133,7 @@ async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
     assert interrupted["text_heard"] and AGENT_TEXT.startswith(interrupted["text_heard"])
 
     # What arrived at the listener is what the agent says was heard (see received_span).
-    agent_pcm = np.frombuffer(bytes(audio._pcm), dtype=np.int16)
+    agent_pcm = np.frombuffer(audio.pcm(), dtype=np.int16)
     low, high = received_span(agent_pcm, listener.recording.pcm(), heard)
     # Within one frame: the reported position lies no more than a frame outside the span in
     # which the received audio ended.

@@ -11,9 +11,10 @@ import httpx
 import pytest
 from livekit import api
 
+from fleet.aio import poll_until
 from fleet.store import Store
 from orchestrator.cli import Orchestrator
-from orchestrator.session_manager import SESSION_KIND, SessionRecord
+from orchestrator.sessions.manager import SESSION_KIND, SessionRecord
 from tests.conftest import orchestrator_settings
 from tests.livekit_server import LiveKitServer
 from tests.processes import RedisServer, WorkerProcess, free_port
@@ -100,9 +101,13 @@ async def test_livekit_unreachable_is_503_and_leaks_nothing(piper_worker: Worker
         assert response.status_code == 503
         assert "cannot join LiveKit" in response.json()["error"]["message"]
         assert orch.services.sessions.local == {}
-        await asyncio.sleep(0.2)
-        leaked = {t.get_name() for t in asyncio.all_tasks()} - baseline
-        assert not {name for name in leaked if name.startswith("session-")}
+
+        def leaked() -> set[str]:
+            names = {t.get_name() for t in asyncio.all_tasks()} - baseline
+            return {name for name in names if name.startswith("session-")}
+
+        # Tasks end as they are cancelled and awaited; none may be left running.
+        assert await poll_until(lambda: not leaked(), timeout_seconds=5), leaked()
     finally:
         await orch.stop()
 

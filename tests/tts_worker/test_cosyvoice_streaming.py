@@ -1,13 +1,14 @@
-"""The CosyVoice engine behind the worker's gRPC stream, with the fake model: frames leave as
-CosyVoice yields them, 24 kHz is resampled to every rate, PAUSE/RESUME/CANCEL act per
-utterance; and a real `tts-worker` process with TTS_WORKER_ENGINE=cosyvoice is listed and
-routed to by the orchestrator like a Piper worker."""
+"""The CosyVoice engine behind the worker's gRPC stream, over the contract fake of upstream
+(tests/fakes/cosyvoice.py): frames leave as upstream yields them, 24 kHz is resampled to every
+rate, PAUSE/RESUME/CANCEL act per utterance, a cancelled or abandoned stream ends upstream's
+LLM thread and frees its state; and a real `tts-worker` process with TTS_WORKER_ENGINE=cosyvoice
+is listed and routed to by the orchestrator like a Piper worker."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,52 +19,64 @@ import pytest
 
 from orchestrator.cli import Orchestrator
 from tests.conftest import orchestrator_settings
+from tests.fakes import cosyvoice as fake
 from tests.fakes.clips import dominant_hz, write_clip
-from tests.fakes.cosyvoice import CHUNK_SECONDS, SPEAKERS, FakeCosyVoice2
 from tests.processes import WorkerProcess
-from tests.tts_worker.grpc_client import END, Stream, config, control, text
+from tests.tts_worker.grpc_client import END, Received, Stream, config, control, text
 from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
 from tts_worker.admission import Admission
-from tts_worker.engines.cosyvoice import CosyVoiceEngine, ZeroShotVoice
+from tts_worker.engines.cosyvoice import CosyVoiceEngine, ZeroShotVoice, load_cosyvoice2
 from tts_worker.service import TextToSpeechService
 from tts_worker.utterance import SUPPORTED_SAMPLE_RATES, Limits
 
-SENTENCE = "CosyVoice streams this sentence chunk by chunk."  # one segment, 4 chunks
+SENTENCE = "CosyVoice streams this sentence chunk by chunk."  # one segment, several chunks
 LONG = " ".join(
     f"Sentence number {n} keeps the fake model busy for a good while longer." for n in range(8)
 )
-CHUNK_DELAY = 0.08
+TOKEN_SECONDS = 0.004  # a chunk (25 tokens) every 0.1 s, 1 s of audio each
+VOICES = {"narrator": 2.0, "guide": 3.0}  # reference clip seconds: each its own pitch
+
+
+def tokens(sentence: str) -> int:
+    return round(len(sentence) * fake.TOKENS_PER_CHAR)
+
+
+def seconds_of(sentence: str) -> float:
+    return tokens(sentence) * fake.TOKEN_SAMPLES / fake.SAMPLE_RATE
+
+
+def voice_hz(name: str) -> float:
+    return fake.prompt_hz(int(VOICES[name] * fake.PROMPT_RATE))
 
 
 @dataclass
 class InProcess:
-    model: FakeCosyVoice2
+    engine: CosyVoiceEngine
+    model: fake.FakeCosyVoice2
     channel: grpc.aio.Channel
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("CosyVoice2-0.5B")
+    """The stock CosyVoice2-0.5B layout (no built-in speakers) and two reference clips."""
+    folder = fake.write_model_dir(tmp_path_factory.mktemp("CosyVoice2-0.5B"))
     voices = folder / "voices"
     voices.mkdir()
-    write_clip(voices / "narrator.wav", seconds=2.0, rate=44100)
-    (voices / "narrator.txt").write_text("This is how the narrator sounds.", encoding="utf-8")
+    for name, seconds in VOICES.items():
+        write_clip(voices / f"{name}.wav", seconds=seconds, rate=44100)
+        (voices / f"{name}.txt").write_text(f"This is how the {name} sounds.", encoding="utf-8")
     return folder
 
 
 @pytest.fixture(scope="module")
 async def worker(model_dir: Path) -> AsyncIterator[InProcess]:
-    """The worker's servicer, in this process, on the engine over one fake model."""
-    models: list[FakeCosyVoice2] = []
-
-    def factory(folder: Path) -> FakeCosyVoice2:
-        models.append(FakeCosyVoice2(folder, CHUNK_DELAY))
-        return models[-1]
-
-    clip = model_dir / "voices" / "narrator.wav"
-    engine = CosyVoiceEngine(
-        model_dir, factory, {"narrator": ZeroShotVoice(clip, "This is how the narrator sounds.")}
-    )
+    """The worker's servicer, in this process, on the engine built by its own loader."""
+    voices = {
+        name: ZeroShotVoice(model_dir / "voices" / f"{name}.wav", f"This is how the {name} sounds.")
+        for name in VOICES
+    }
+    with fake.installed(token_seconds=TOKEN_SECONDS) as built:
+        engine = CosyVoiceEngine(model_dir, load_cosyvoice2, voices, default_voice="narrator")
     executor = ThreadPoolExecutor(4, thread_name_prefix="test-inference")
     service = TextToSpeechService(
         engine, executor, Admission(4, 8), Limits(30, 250, 4000, 20000), "cosyvoice-in-process"
@@ -73,25 +86,40 @@ async def worker(model_dir: Path) -> AsyncIterator[InProcess]:
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield InProcess(models[0], channel)
+        yield InProcess(engine, built[0], channel)
     await server.stop(None)
     executor.shutdown(wait=True, cancel_futures=True)
 
 
-async def test_frames_leave_before_cosyvoice_finishes_the_segment(worker: InProcess) -> None:
-    """Streaming inside one segment: the first frame reaches the client while the model
-    is still computing that segment's later chunks."""
+async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Poll a condition the worker's threads make true, up to a bound."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def upstream_idle(worker: InProcess) -> bool:
+    """No LLM thread of ours running, nothing left in upstream's per-utterance state."""
+    state = worker.engine.upstream_state()
+    return not worker.engine.live_llm_threads() and not any(state.values())
+
+
+async def test_frames_leave_before_upstream_finishes_the_sentence(worker: InProcess) -> None:
+    """Streaming inside one sentence: the first frame reaches the client while upstream's
+    LLM is still generating that sentence's later tokens."""
     stream = Stream(worker.channel)
-    await stream.send(config(utterance_id="cosy-first", voice="english_male"), text(SENTENCE), END)
+    await stream.send(config(utterance_id="cosy-first", voice="guide"), text(SENTENCE), END)
     first = await stream.read_one()
     assert first is not None and first.HasField("frame")
-    call = worker.model.calls[-1]
-    assert call.text == SENTENCE and call.stream
-    assert call.finished is None, "the whole segment was synthesized before the first frame"
-    assert call.chunks < FakeCosyVoice2.chunks_for(SENTENCE)
+    assert worker.model.model.texts_spoken[-1] == SENTENCE
     received = await stream.read_all()
     assert received.stats is not None and not received.stats.cancelled
-    assert call.finished is not None
+    assert received.audio_seconds == pytest.approx(seconds_of(SENTENCE), abs=0.021)
+    finished_ns = list(worker.model.model.llm_finished_ns.values())[-1]
+    assert first.frame.produced_unix_ns < finished_ns, (
+        "the whole sentence was generated before the first frame"
+    )
     assert received.arrivals_ns[0] < received.frames[-1].produced_unix_ns
 
 
@@ -99,88 +127,99 @@ async def test_frames_leave_before_cosyvoice_finishes_the_segment(worker: InProc
 async def test_24_khz_is_resampled_to_the_requested_rate(worker: InProcess, rate: int) -> None:
     stream = Stream(worker.channel)
     await stream.send(
-        config(utterance_id=f"cosy-{rate}", voice="english_female", sample_rate=rate),
-        text(SENTENCE),
-        END,
+        config(utterance_id=f"cosy-{rate}", voice="guide", sample_rate=rate), text(SENTENCE), END
     )
     received = await stream.read_all()
     assert received.stats is not None
     assert {f.sample_rate for f in received.frames} == {rate}
     assert {len(f.audio) for f in received.frames[:-1]} == {rate * 20 // 1000 * 2}
-    expected = FakeCosyVoice2.chunks_for(SENTENCE) * CHUNK_SECONDS
-    assert received.audio_seconds == pytest.approx(expected, abs=0.021)
+    assert received.audio_seconds == pytest.approx(seconds_of(SENTENCE), abs=0.021)
     pcm = b"".join(f.audio for f in received.frames)
-    assert dominant_hz(pcm, rate) == pytest.approx(worker.model.tone_hz("english_female"), abs=2.0)
+    assert dominant_hz(pcm, rate) == pytest.approx(voice_hz("guide"), abs=2.0)
 
 
-async def test_default_rate_is_cosyvoice_24_khz(worker: InProcess) -> None:
+async def test_default_voice_at_cosyvoices_24_khz(worker: InProcess) -> None:
     stream = Stream(worker.channel)
     await stream.send(config(utterance_id="cosy-native"), text(SENTENCE), END)
     received = await stream.read_all()
     assert {f.sample_rate for f in received.frames} == {24000}
-    assert worker.model.calls[-1].speaker == SPEAKERS[0]  # the engine's default voice
-
-
-async def test_zero_shot_voice_streams_with_its_own_prompt(worker: InProcess) -> None:
-    stream = Stream(worker.channel)
-    await stream.send(
-        config(utterance_id="cosy-zs", voice="narrator", sample_rate=16000), text(SENTENCE), END
-    )
-    received = await stream.read_all()
-    assert received.stats is not None and received.stats.frames == len(received.frames)
-    call = worker.model.calls[-1]
-    assert (call.method, call.speaker) == ("inference_zero_shot", "narrator")
-    assert worker.model.prompts["narrator"][0] == "This is how the narrator sounds."
     pcm = b"".join(f.audio for f in received.frames)
-    assert dominant_hz(pcm, 16000) == pytest.approx(worker.model.tone_hz("narrator"), abs=2.0)
+    assert dominant_hz(pcm, 24000) == pytest.approx(voice_hz("narrator"), abs=2.0)
 
 
-async def test_cancel_mid_stream_stops_cosyvoice_and_spares_the_other(worker: InProcess) -> None:
+async def test_cancel_mid_stream_ends_upstreams_generation_and_spares_the_other(
+    worker: InProcess,
+) -> None:
+    """CANCEL ends this utterance's LLM thread and drops its state in upstream; the other
+    stream, on the same voice, goes on to its end."""
     a, b = Stream(worker.channel), Stream(worker.channel)
-    await a.send(config(utterance_id="cosy-a", voice="english_male"), text(LONG), END)
-    await b.send(config(utterance_id="cosy-b", voice="english_female"), text(SENTENCE), END)
+    await a.send(config(utterance_id="cosy-a", voice="narrator"), text(LONG), END)
+    await b.send(config(utterance_id="cosy-b", voice="narrator"), text(SENTENCE), END)
     await a.read_one()
     await b.read_one()
     await a.send(control(tts_pb2.CONTROL_COMMAND_CANCEL))
     received_a, received_b = await asyncio.gather(a.read_all(), b.read_all())
     assert received_a.stats is not None and received_a.stats.cancelled
     assert received_b.stats is not None and not received_b.stats.cancelled
+    assert received_b.audio_seconds == pytest.approx(seconds_of(SENTENCE), abs=0.021)
     assert await a.call.code() == grpc.StatusCode.OK
-    calls_a = [c for c in worker.model.calls if c.speaker == "english_male" and c.text in LONG]
-    produced = sum(c.chunks for c in calls_a)
-    await asyncio.sleep(4 * CHUNK_DELAY)
-    # The model stopped: no new segment started, the running one produced at most the
-    # chunk it was computing, and it was closed rather than run to its end.
-    calls_after = [c for c in worker.model.calls if c.speaker == "english_male" and c.text in LONG]
-    assert len(calls_after) == len(calls_a) < 8
-    assert sum(c.chunks for c in calls_after) <= produced + 1
-    assert any(c.closed_early for c in calls_after)
-    whole = 8 * FakeCosyVoice2.chunks_for(LONG.split(". ")[0]) * CHUNK_SECONDS
-    assert received_a.audio_seconds < whole / 2
+    await until(lambda: upstream_idle(worker))
+    spoken = [t for t in worker.model.model.texts_spoken if t in LONG]
+    assert len(spoken) < 8, "upstream went on to the utterance's later sentences"
+    assert received_a.audio_seconds < sum(seconds_of(s + ".") for s in LONG.split(". ")) / 2
+
+
+async def test_client_gone_ends_upstreams_generation(worker: InProcess) -> None:
+    """The client cancels its call mid-sentence: the worker's stream ends and upstream stops."""
+    stream = Stream(worker.channel)
+    await stream.send(config(utterance_id="cosy-gone", voice="guide"), text(LONG), END)
+    await stream.read_one()
+    started = len(worker.model.model.texts_spoken)
+    stream.call.cancel()
+    await until(lambda: upstream_idle(worker))
+    assert len(worker.model.model.texts_spoken) - started <= 1
+
+
+async def test_concurrent_streams_of_one_voice_each_get_their_own_text(
+    worker: InProcess,
+) -> None:
+    """Upstream writes each utterance's text into the voice's speaker entry (the fake refuses
+    two at once, which would end a stream in INTERNAL); four streams of one voice each hear
+    exactly their own sentence."""
+    sentences = [f"Stream {n} says {'a few more words ' * n}and stops." for n in range(4)]
+    streams = [Stream(worker.channel) for _ in sentences]
+    for n, (stream, sentence) in enumerate(zip(streams, sentences, strict=True)):
+        await stream.send(config(utterance_id=f"cosy-same-{n}", voice="guide"), text(sentence), END)
+    results: list[Received] = await asyncio.gather(*(s.read_all() for s in streams))
+    for sentence, received in zip(sentences, results, strict=True):
+        assert received.stats is not None and not received.stats.cancelled
+        assert received.audio_seconds == pytest.approx(seconds_of(sentence), abs=0.021)
+    await until(lambda: upstream_idle(worker))
 
 
 async def test_pause_holds_frames_until_resume(worker: InProcess) -> None:
+    """Paused before any text: upstream computes the first chunk, its frames wait for RESUME."""
     stream = Stream(worker.channel)
     reader = asyncio.create_task(stream.read_all())
     await stream.send(
-        config(utterance_id="cosy-pause", voice="english_female"),
+        config(utterance_id="cosy-pause", voice="narrator"),
         control(tts_pb2.CONTROL_COMMAND_PAUSE),
         text(SENTENCE),
         END,
     )
-    await asyncio.sleep(FakeCosyVoice2.chunks_for(SENTENCE) * CHUNK_DELAY + 0.2)
-    assert stream.received.frames == []
+    spoken = len(worker.model.model.texts_spoken)
+    await until(lambda: len(worker.model.model.texts_spoken) > spoken)
+    thread = worker.model.model.llm_threads[-1]
+    await until(lambda: not thread.is_alive())  # the first chunk was computed long before
     resumed_ns = time.time_ns()
     await stream.send(control(tts_pb2.CONTROL_COMMAND_RESUME))
     received = await asyncio.wait_for(reader, timeout=10)
-    assert received.arrivals_ns[0] >= resumed_ns
+    assert received.frames[0].produced_unix_ns < resumed_ns <= received.arrivals_ns[0]
     assert received.stats is not None and not received.stats.cancelled
-    assert received.audio_seconds == pytest.approx(
-        FakeCosyVoice2.chunks_for(SENTENCE) * CHUNK_SECONDS, abs=0.021
-    )
+    assert received.audio_seconds == pytest.approx(seconds_of(SENTENCE), abs=0.021)
 
 
-async def test_unknown_speaker_is_not_found(worker: InProcess) -> None:
+async def test_unknown_voice_is_not_found(worker: InProcess) -> None:
     stream = Stream(worker.channel)
     # Only the config: the worker ends the stream on it, and a write racing that end can
     # leave the client with grpc-core's bare INTERNAL instead of the worker's status.
@@ -202,7 +241,7 @@ def cosyvoice_worker(model_dir: Path) -> Iterator[WorkerProcess]:
             "TTS_WORKER_COSYVOICE_MODEL_DIR": str(model_dir),
             "TTS_WORKER_COSYVOICE_VOICES_DIR": str(model_dir / "voices"),
             "TTS_WORKER_COSYVOICE_MODEL_FACTORY": "tests.fakes.cosyvoice:load",
-            "FAKE_COSYVOICE_CHUNK_DELAY": "0.02",
+            "FAKE_COSYVOICE_TOKEN_SECONDS": "0.001",
         }
     ).start()
     yield worker
@@ -216,9 +255,9 @@ async def test_worker_process_runs_the_cosyvoice_engine(
         stub = tts_pb2_grpc.TextToSpeechStub(channel)
         capabilities = await stub.GetCapabilities(tts_pb2.GetCapabilitiesRequest())
         assert capabilities.engine == "cosyvoice"
-        assert capabilities.default_voice == SPEAKERS[0]
+        assert capabilities.default_voice == "guide"  # the first zero-shot voice
         voices = {v.name: v for v in capabilities.voices}
-        assert set(voices) == {*SPEAKERS, "narrator"}
+        assert set(voices) == set(VOICES)
         assert {v.engine for v in voices.values()} == {"cosyvoice"}
         assert {v.native_sample_rate for v in voices.values()} == {24000}
         assert voices["narrator"].loaded is False
@@ -249,10 +288,10 @@ async def test_orchestrator_routes_to_the_cosyvoice_worker(
                 if "narrator" in str(listed):
                     break
                 await asyncio.sleep(0.1)
-            assert "narrator" in str(listed) and "english_male" in str(listed)
+            assert "narrator" in str(listed) and "guide" in str(listed)
             response = await client.post(
                 "/synthesize",
-                json={"text": SENTENCE, "voice": "english_male", "sample_rate": 16000},
+                json={"text": SENTENCE, "voice": "guide", "sample_rate": 16000},
             )
             assert response.status_code == 200, response.text
             assert response.headers["X-Sample-Rate"] == "16000"

@@ -56,3 +56,80 @@ def test_a_segment_is_only_emitted_once_confirmed() -> None:
 
 def test_punctuation_only_makes_no_segment() -> None:
     assert segment(" ... !? ", 2) == []
+
+
+# -- CJK: full-width punctuation, no spaces ------------------------------------------------
+
+WEATHER = "根据最新的天气预报，明天上午会有小雨，下午转晴，气温在十五到二十度之间。你想出去走走吗？"
+
+
+def test_chinese_starts_after_its_first_clause_whatever_the_chunking() -> None:
+    """A long Chinese sentence is cut at its first long-enough clause (，) with no space after
+    it, so speech starts before the sentence is complete; short clauses stay joined."""
+    expected = [
+        "根据最新的天气预报，",
+        "明天上午会有小雨，",
+        "下午转晴，气温在十五到二十度之间。",
+        "你想出去走走吗？",
+    ]
+    for step in (1, 2, 5, len(WEATHER)):
+        assert segment(WEATHER, step) == expected
+
+
+def test_chinese_sentence_marks_need_no_space() -> None:
+    assert segment("你好。今天天气很好！你想去公园吗？", 3) == [
+        "你好。",
+        "今天天气很好！",
+        "你想去公园吗？",
+    ]
+
+
+def test_short_chinese_clauses_are_not_split() -> None:
+    assert segment("好的，我明白了，谢谢。", 2) == ["好的，我明白了，谢谢。"]
+
+
+def test_enumeration_comma_and_semicolon_are_clause_ends() -> None:
+    text = "我们需要准备新鲜的苹果和香蕉、橙子和葡萄；还有很多其他的东西要买。"
+    assert segment(text, 4) == [
+        "我们需要准备新鲜的苹果和香蕉、",
+        "橙子和葡萄；还有很多其他的东西要买。",
+    ]
+
+
+def test_a_closing_quote_stays_with_its_sentence() -> None:
+    """。 inside quotes ends the sentence after the closing mark, not before it."""
+    assert segment("他说：“我们现在就走吧。”然后他离开了。", 1) == [
+        "他说：“我们现在就走吧。”",
+        "然后他离开了。",
+    ]
+
+
+def test_a_cjk_mark_at_the_end_of_the_buffer_waits_for_what_follows() -> None:
+    """A closing quote may still come: the sentence is emitted once the next character says
+    it will not, or at the end of input."""
+    segmenter = TextSegmenter()
+    assert segmenter.push("你好。") == []
+    assert [s.text for s in segmenter.push("我")] == ["你好。"]
+    assert [s.text for s in segmenter.flush()] == ["我"]
+
+
+def test_japanese_kana_and_kanji() -> None:
+    assert segment("こんにちは。お元気ですか？今日はいい天気ですね。", 2) == [
+        "こんにちは。",
+        "お元気ですか？",
+        "今日はいい天気ですね。",
+    ]
+
+
+def test_latin_sentence_end_before_cjk_text_needs_no_space() -> None:
+    assert segment("Hello world.你好世界。", 3) == ["Hello world.", "你好世界。"]
+
+
+def test_cjk_text_without_any_punctuation_splits_between_characters() -> None:
+    """No spaces, no marks: cut between two characters once the spoken length passes the
+    limit, and lose nothing."""
+    text = "我" * 200
+    pieces = segment(text, 7, max_segment_chars=60)
+    assert len(pieces) > 1
+    assert all(len(p) <= 60 // 4 + 1 for p in pieces)
+    assert "".join(pieces) == text

@@ -73,6 +73,27 @@ CONTROL_COMMAND_CANCEL: ControlCommand.ValueType  # 3
 """End the utterance: the worker sends stats (cancelled = true) and closes."""
 Global___ControlCommand: _TypeAlias = ControlCommand  # noqa: Y015
 
+class _TimingUnit:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TimingUnitEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TimingUnit.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TIMING_UNIT_UNSPECIFIED: _TimingUnit.ValueType  # 0
+    TIMING_UNIT_WORD: _TimingUnit.ValueType  # 1
+    """One word, timed from the engine's own durations (Piper's phoneme alignments)."""
+    TIMING_UNIT_CLAUSE: _TimingUnit.ValueType  # 2
+    """One clause: the engine gives no finer alignment."""
+
+class TimingUnit(_TimingUnit, metaclass=_TimingUnitEnumTypeWrapper): ...
+
+TIMING_UNIT_UNSPECIFIED: TimingUnit.ValueType  # 0
+TIMING_UNIT_WORD: TimingUnit.ValueType  # 1
+"""One word, timed from the engine's own durations (Piper's phoneme alignments)."""
+TIMING_UNIT_CLAUSE: TimingUnit.ValueType  # 2
+"""One clause: the engine gives no finer alignment."""
+Global___TimingUnit: _TypeAlias = TimingUnit  # noqa: Y015
+
 @_typing.final
 class SynthesisConfig(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -82,6 +103,7 @@ class SynthesisConfig(_message.Message):
     SAMPLE_RATE_FIELD_NUMBER: _builtins.int
     ENCODING_FIELD_NUMBER: _builtins.int
     FRAME_DURATION_MS_FIELD_NUMBER: _builtins.int
+    SPEED_FIELD_NUMBER: _builtins.int
     utterance_id: _builtins.str
     """Caller's id for the utterance; echoed in logs and stats, never interpreted."""
     voice: _builtins.str
@@ -92,6 +114,10 @@ class SynthesisConfig(_message.Message):
     """Output encoding. UNSPECIFIED means PCM_S16LE."""
     frame_duration_ms: _builtins.int
     """Duration of each audio frame in milliseconds. 0 selects 20 ms."""
+    speed: _builtins.float
+    """Speaking rate relative to the voice's own pace, from 0.25 to 4.0 (2.0 is twice as
+    fast). 0 means unset: 1.0. Anything else out of range is INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
@@ -100,10 +126,11 @@ class SynthesisConfig(_message.Message):
         sample_rate: _builtins.int = ...,
         encoding: Global___AudioEncoding.ValueType = ...,
         frame_duration_ms: _builtins.int = ...,
+        speed: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["encoding", b"encoding", "frame_duration_ms", b"frame_duration_ms", "sample_rate", b"sample_rate", "utterance_id", b"utterance_id", "voice", b"voice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encoding", b"encoding", "frame_duration_ms", b"frame_duration_ms", "sample_rate", b"sample_rate", "speed", b"speed", "utterance_id", b"utterance_id", "voice", b"voice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -224,6 +251,39 @@ class TextSpan(_message.Message):
 Global___TextSpan: _TypeAlias = TextSpan  # noqa: Y015
 
 @_typing.final
+class TextTiming(_message.Message):
+    """When a piece of the utterance text is heard, on the utterance's audio timeline (the
+    same clock as AudioFrame.start_seconds).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_SPAN_FIELD_NUMBER: _builtins.int
+    START_SECONDS_FIELD_NUMBER: _builtins.int
+    END_SECONDS_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    start_seconds: _builtins.float
+    end_seconds: _builtins.float
+    unit: Global___TimingUnit.ValueType
+    @_builtins.property
+    def text_span(self) -> Global___TextSpan: ...
+    def __init__(
+        self,
+        *,
+        text_span: Global___TextSpan | None = ...,
+        start_seconds: _builtins.float = ...,
+        end_seconds: _builtins.float = ...,
+        unit: Global___TimingUnit.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["text_span", b"text_span"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_seconds", b"end_seconds", "start_seconds", b"start_seconds", "text_span", b"text_span", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TextTiming: _TypeAlias = TextTiming  # noqa: Y015
+
+@_typing.final
 class AudioFrame(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -235,6 +295,7 @@ class AudioFrame(_message.Message):
     DURATION_SECONDS_FIELD_NUMBER: _builtins.int
     PRODUCED_UNIX_NS_FIELD_NUMBER: _builtins.int
     TEXT_SPAN_FIELD_NUMBER: _builtins.int
+    TIMINGS_FIELD_NUMBER: _builtins.int
     sequence_number: _builtins.int
     """0, 1, 2, ... within the stream."""
     audio: _builtins.bytes
@@ -249,6 +310,12 @@ class AudioFrame(_message.Message):
     def text_span(self) -> Global___TextSpan:
         """The text that the clause holding this frame speaks."""
 
+    @_builtins.property
+    def timings(self) -> _containers.RepeatedCompositeFieldContainer[Global___TextTiming]:
+        """Timings whose audio starts in this frame, in order; each span is reported once. A
+        timing known only after the last frame (a clause's end) comes in SynthesisStats.
+        """
+
     def __init__(
         self,
         *,
@@ -260,10 +327,11 @@ class AudioFrame(_message.Message):
         duration_seconds: _builtins.float = ...,
         produced_unix_ns: _builtins.int = ...,
         text_span: Global___TextSpan | None = ...,
+        timings: _abc.Iterable[Global___TextTiming] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["text_span", b"text_span"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "duration_seconds", b"duration_seconds", "encoding", b"encoding", "produced_unix_ns", b"produced_unix_ns", "sample_rate", b"sample_rate", "sequence_number", b"sequence_number", "start_seconds", b"start_seconds", "text_span", b"text_span"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "duration_seconds", b"duration_seconds", "encoding", b"encoding", "produced_unix_ns", b"produced_unix_ns", "sample_rate", b"sample_rate", "sequence_number", b"sequence_number", "start_seconds", b"start_seconds", "text_span", b"text_span", "timings", b"timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -280,6 +348,7 @@ class SynthesisStats(_message.Message):
     QUEUE_SECONDS_FIELD_NUMBER: _builtins.int
     FRAMES_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
+    TIMINGS_FIELD_NUMBER: _builtins.int
     utterance_id: _builtins.str
     audio_seconds: _builtins.float
     synthesis_seconds: _builtins.float
@@ -290,6 +359,10 @@ class SynthesisStats(_message.Message):
     """Time spent waiting for a free synthesis slot."""
     frames: _builtins.int
     cancelled: _builtins.bool
+    @_builtins.property
+    def timings(self) -> _containers.RepeatedCompositeFieldContainer[Global___TextTiming]:
+        """Timings that became known after the last frame was sent (see AudioFrame.timings)."""
+
     def __init__(
         self,
         *,
@@ -300,10 +373,11 @@ class SynthesisStats(_message.Message):
         queue_seconds: _builtins.float = ...,
         frames: _builtins.int = ...,
         cancelled: _builtins.bool = ...,
+        timings: _abc.Iterable[Global___TextTiming] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_seconds", b"audio_seconds", "cancelled", b"cancelled", "first_frame_seconds", b"first_frame_seconds", "frames", b"frames", "queue_seconds", b"queue_seconds", "synthesis_seconds", b"synthesis_seconds", "utterance_id", b"utterance_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_seconds", b"audio_seconds", "cancelled", b"cancelled", "first_frame_seconds", b"first_frame_seconds", "frames", b"frames", "queue_seconds", b"queue_seconds", "synthesis_seconds", b"synthesis_seconds", "timings", b"timings", "utterance_id", b"utterance_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

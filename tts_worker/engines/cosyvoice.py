@@ -1,214 +1,252 @@
-"""CosyVoice 2 (Apache-2.0) on a GPU, through CosyVoice's own Python API.
+"""CosyVoice 2 (Apache-2.0) on a GPU, through CosyVoice's own Python API at one pinned commit.
 
-The model comes from a mounted folder (`TTS_WORKER_COSYVOICE_MODEL_DIR`), never from a model
-hub. CosyVoice's source and torch are not part of the CPU install: they live only in the CUDA
-image (docker/Dockerfile.tts-cosyvoice pins the CosyVoice commit), so both are imported
-lazily, inside `load_cosyvoice2`, and nothing else in the worker needs them.
+Upstream is FunAudioLLM/CosyVoice at `UPSTREAM_COMMIT` (docker/Dockerfile.tts-cosyvoice
+installs that source; tests/fakes/cosyvoice.py enforces its behaviour). CosyVoice's source and
+torch are not part of the CPU install, so both are imported lazily, inside `load_cosyvoice2`.
 
-Voices: the model's built-in speakers (`list_available_spks()`, spoken with `inference_sft`)
-and zero-shot voices, each a reference clip plus its transcript registered under a name
-(`add_zero_shot_spk`, spoken with `inference_zero_shot(..., zero_shot_spk_id=name)`). Both
-run with `stream=True`, so every chunk CosyVoice yields leaves the worker as soon as it
-exists. Output is 24 kHz mono float32; the worker's framer resamples it to the requested rate.
+What this engine relies on, file and function at the pinned commit:
 
-Concurrency: run one worker per GPU. CosyVoice runs a stream's LLM in a thread of its own,
+- cosyvoice/cli/cosyvoice.py `CosyVoice2.__init__(model_dir, load_jit, load_trt, fp16,
+  use_flow_cache)`: reads `cosyvoice2.yaml` (its Qwen LLM from `CosyVoice-BlankEN/`),
+  `llm.pt`, `hift.pt`, `campplus.onnx`, `speech_tokenizer_v2.onnx`, and `flow.cache.pt`
+  when `use_flow_cache` is set (`flow.pt` otherwise); `spk2info.pt` only if it exists
+  (frontend.py `CosyVoiceFrontEnd.__init__`). A folder that does not exist is fetched from
+  a model hub there: `check_weights` refuses it first, so that never happens.
+- cosyvoice/cli/model.py `CosyVoice2Model.tts`: with `stream=True` it asserts
+  `use_flow_cache is True` (and without it, that it is False). The worker always streams,
+  so the model is built with `use_flow_cache=True`, which needs `flow.cache.pt`.
+- `CosyVoice.list_available_spks` (the keys of `frontend.spk2info`): built-in speakers,
+  none in the stock CosyVoice2-0.5B download, which ships no `spk2info.pt`.
+- `CosyVoice.add_zero_shot_spk(prompt_text, prompt_speech_16k, zero_shot_spk_id)`: a
+  reference clip (a (1, samples) tensor at 16 kHz, at most 30 s: frontend.py
+  `_extract_speech_token`) and its transcript become `frontend.spk2info[id]`. This is how
+  voices normally exist.
+- `CosyVoice.inference_zero_shot(text, "", "", zero_shot_spk_id=id, stream=True)` for those,
+  and `CosyVoice.inference_sft(text, spk_id, stream=True)` for a built-in `spk2info.pt`
+  entry holding an `embedding` (frontend.py `frontend_sft`). Both split the text with
+  `CosyVoiceFrontEnd.text_normalize` and yield `{"tts_speech": (1, n) tensor}` chunks at
+  24 kHz, which the worker's framer resamples.
+- `speed`: in streaming, model.py `CosyVoice2Model.tts` passes it to `token2wav` only in
+  the non-streaming branch, so a streamed utterance ignores it: the engine declares
+  `supports_speed = False` and the worker refuses other speeds.
+- frontend.py: when `ttsfrd` is absent it normalizes text with WeTextProcessing (`tn`), and
+  builds the Chinese grammar with `overwrite_cache=True`, i.e. anew at every start and
+  written into the `tn` package (impossible on a read-only root). The image builds that
+  grammar once with the same options (`prebuild_text_normalizer`), and `load_cosyvoice2`
+  points upstream at it.
+
+Two things upstream does not do, which this engine adds (see `_Generations`):
+
+- Cancel. Upstream's `tts` generator has no cleanup when it is closed: its LLM thread
+  (`CosyVoice2Model.llm_job`) runs to the end of the generation and the utterance's entries
+  in `tts_speech_token_dict`, `llm_end_dict`, `hift_cache_dict` and `flow_cache_dict` (GPU
+  tensors) stay. When an utterance stops early the engine drops those entries; the LLM
+  thread, which looks its token list up for every token, then ends at its next token.
+- Concurrent streams of one voice. `frontend_zero_shot` returns the voice's own
+  `spk2info` entry and writes the utterance's text into it before `tts` reads it, so two
+  streams of one voice could speak each other's text. Each utterance speaks through its own
+  shallow copy of the entry, under a private id, removed when it ends.
+
+Concurrency: run one worker per GPU. CosyVoice runs each stream's LLM in a thread of its own,
 so the GPU is shared by as many generators as there are active utterances, which
 `TTS_WORKER_MAX_CONCURRENT_STREAMS` bounds (more wait in the worker's queue).
 """
 
 from __future__ import annotations
 
-import importlib
+import itertools
 import logging
 import threading
 import time
-import wave
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-
-from tts_worker.engines.base import FloatAudio, VoiceNotFoundError, VoiceSpec
+from tts_worker.engines.base import FloatAudio, VoiceNotFoundError, VoiceSpec, loaded
+from tts_worker.engines.cosyvoice_upstream import (
+    ALIAS_SEPARATOR,
+    LANGUAGE,
+    MAX_PROMPT_SECONDS,
+    MIN_PROMPT_SECONDS,
+    OPTIONAL_FILES,
+    PIPER_DEFAULT_VOICE,
+    PROMPT_SAMPLE_RATE,
+    REQUIRED_FILES,
+    UPSTREAM_COMMIT,
+    UPSTREAM_REPOSITORY,
+    UPSTREAM_STATE,
+    ZH_NORMALIZER_CACHE,
+    ZH_NORMALIZER_FILES,
+    ZH_NORMALIZER_OPTIONS,
+    CosyVoice2Model,
+    CosyVoiceFrontEnd,
+    CosyVoiceModel,
+    CosyVoiceWeightsMissing,
+    ModelFactory,
+    ReferenceClipError,
+    ZeroShotVoice,
+    as_float_audio,
+    as_prompt,
+    check_weights,
+    folder_zero_shot_voices,
+    import_factory,
+    load_cosyvoice2,
+    missing_weights,
+    prebuild_text_normalizer,
+    read_reference_clip,
+    speaker_kind,
+    use_prebuilt_text_normalizer,
+)
 from tts_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-# What CosyVoice2(model_dir) opens (cosyvoice/cli/cosyvoice.py at the pinned commit).
-REQUIRED_FILES = (
-    "cosyvoice2.yaml",
-    "llm.pt",
-    "flow.pt",
-    "hift.pt",
-    "campplus.onnx",
-    "speech_tokenizer_v2.onnx",
-    "spk2info.pt",
-)
-PROMPT_SAMPLE_RATE = 16000  # CosyVoice takes its reference clips at 16 kHz
-MIN_PROMPT_SECONDS = 1.0
-MAX_PROMPT_SECONDS = 30.0  # CosyVoice's speech tokenizer refuses longer prompts
-LANGUAGE = "mul"  # ISO 639 "multiple languages": CosyVoice 2 speaks zh, en, ja, ko, ...
-PIPER_DEFAULT_VOICE = WorkerSettings.model_fields["default_voice"].default
+__all__ = [
+    "ALIAS_SEPARATOR",
+    "CosyVoice2Model",
+    "CosyVoiceEngine",
+    "CosyVoiceFrontEnd",
+    "CosyVoiceModel",
+    "CosyVoiceWeightsMissing",
+    "LANGUAGE",
+    "MAX_PROMPT_SECONDS",
+    "MIN_PROMPT_SECONDS",
+    "ModelFactory",
+    "OPTIONAL_FILES",
+    "PIPER_DEFAULT_VOICE",
+    "PROMPT_SAMPLE_RATE",
+    "REQUIRED_FILES",
+    "ReferenceClipError",
+    "UPSTREAM_COMMIT",
+    "UPSTREAM_REPOSITORY",
+    "UPSTREAM_STATE",
+    "ZH_NORMALIZER_CACHE",
+    "ZH_NORMALIZER_FILES",
+    "ZH_NORMALIZER_OPTIONS",
+    "ZeroShotVoice",
+    "check_weights",
+    "folder_zero_shot_voices",
+    "import_factory",
+    "load_cosyvoice2",
+    "missing_weights",
+    "prebuild_text_normalizer",
+    "read_reference_clip",
+    "use_prebuilt_text_normalizer",
+]
 
 
-class CosyVoiceModel(Protocol):
-    """The part of `cosyvoice.cli.cosyvoice.CosyVoice2` this engine uses."""
+@dataclass(eq=False)
+class _Generation:
+    """One utterance inside upstream: its private speaker id and entry, and the uuids upstream
+    gave each segment's `tts` call (learnt in the LLM thread, see `_Generations`)."""
 
-    sample_rate: int
-
-    def list_available_spks(self) -> list[str]: ...
-
-    def add_zero_shot_spk(
-        self, prompt_text: str, prompt_speech_16k: Any, zero_shot_spk_id: str
-    ) -> bool: ...
-
-    def inference_sft(
-        self, tts_text: str, spk_id: str, stream: bool = False
-    ) -> Iterator[dict[str, Any]]: ...
-
-    def inference_zero_shot(
-        self,
-        tts_text: str,
-        prompt_text: str,
-        prompt_speech_16k: Any,
-        zero_shot_spk_id: str = "",
-        stream: bool = False,
-    ) -> Iterator[dict[str, Any]]: ...
+    alias: str
+    key: Any  # this utterance's own view of the LLM embedding: its identity names the utterance
+    uuids: list[str] = field(default_factory=list)
+    stopped: bool = False
 
 
-ModelFactory = Callable[[Path], CosyVoiceModel]
+class _Generations:
+    """Our cancel for upstream's generation, which has none.
 
+    Each utterance speaks through a shallow copy of its voice's `spk2info` entry under a private
+    id, whose LLM embedding is a fresh view of the same tensor (no copy of the data). Upstream
+    hands that object unchanged to `CosyVoice2Model.llm_job` (as `llm_embedding`) in the thread
+    it starts for every segment; `llm_job` is replaced on the model instance by `_llm_job`,
+    which recognises the object, records the segment's uuid, and runs upstream's own job.
 
-class CosyVoiceWeightsMissing(FileNotFoundError):
-    """The configured model folder does not hold CosyVoice 2's weights."""
+    `finish` (the utterance's generator ended, however) drops the utterance's state from the
+    model's per-uuid dicts under the model's lock, as upstream does at the end of `tts`, and
+    removes the private entry. A LLM thread still generating then finds its token list gone
+    (a KeyError for its uuid at its next token) and ends there; `_llm_job` takes that as the
+    stop and drops whatever the thread wrote after the drop.
+    """
 
+    def __init__(self, model: CosyVoiceModel) -> None:
+        self._cosy = model
+        self._upstream_llm_job = model.model.llm_job
+        self._by_key: dict[int, _Generation] = {}
+        self._threads: list[threading.Thread] = []  # LLM threads of our utterances
+        self._lock = threading.Lock()
+        self._counter = itertools.count()
+        # An instance attribute: upstream's tts() reads `self.llm_job` when it starts a thread.
+        model.model.llm_job = self._llm_job  # type: ignore[method-assign]
 
-class ReferenceClipError(ValueError):
-    """A zero-shot voice's reference clip or transcript cannot be used."""
+    def start(self, voice: str) -> _Generation:
+        entry = self._cosy.frontend.spk2info[voice]
+        kind = speaker_kind(entry)
+        field_name = "embedding" if kind == "sft" else "llm_embedding"
+        alias = f"{voice}{ALIAS_SEPARATOR}{next(self._counter)}"
+        own = dict(entry)
+        own[field_name] = entry[field_name][...]  # a new view object over the same data
+        generation = _Generation(alias, own[field_name])
+        with self._lock:
+            self._by_key[id(generation.key)] = generation
+        self._cosy.frontend.spk2info[alias] = own
+        return generation
 
+    def finish(self, generation: _Generation) -> None:
+        with self._lock:
+            generation.stopped = True
+            uuids = list(generation.uuids)
+        self._drop(uuids)
+        self._cosy.frontend.spk2info.pop(generation.alias, None)
+        with self._lock:
+            self._by_key.pop(id(generation.key), None)
 
-def missing_weights(model_dir: Path) -> list[str]:
-    """The files CosyVoice 2 needs that model_dir lacks (all of them if it is no folder)."""
-    if not model_dir.is_dir():
-        return list(REQUIRED_FILES)
-    return [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+    def live_llm_threads(self) -> list[threading.Thread]:
+        """LLM threads of this engine's utterances that have not ended yet."""
+        with self._lock:
+            self._threads = [thread for thread in self._threads if thread.is_alive()]
+            return list(self._threads)
 
+    def _drop(self, uuids: list[str]) -> None:
+        model = self._cosy.model
+        with model.lock:
+            for name in UPSTREAM_STATE:
+                state: dict[str, Any] = getattr(model, name)
+                for uuid in uuids:
+                    state.pop(uuid, None)
 
-def check_weights(model_dir: Path) -> None:
-    missing = missing_weights(model_dir)
-    if not model_dir.is_dir():
-        raise CosyVoiceWeightsMissing(
-            f"CosyVoice model folder {model_dir} does not exist: mount the CosyVoice2-0.5B "
-            "weights there (TTS_WORKER_COSYVOICE_MODEL_DIR); they are never downloaded"
-        )
-    if missing:
-        raise CosyVoiceWeightsMissing(
-            f"CosyVoice model folder {model_dir} lacks {', '.join(missing)}: "
-            "it must hold the CosyVoice2-0.5B weights"
-        )
-
-
-def load_cosyvoice2(model_dir: Path, fp16: bool = False) -> CosyVoiceModel:
-    """The real model: CosyVoice2(model_dir) from the CosyVoice source in the CUDA image."""
-    check_weights(model_dir)
-    try:
-        module = importlib.import_module("cosyvoice.cli.cosyvoice")
-    except ImportError as exc:
-        raise RuntimeError(
-            "the cosyvoice engine needs CosyVoice's source and torch, which only the CUDA "
-            f"image installs (docker/Dockerfile.tts-cosyvoice): {exc}"
-        ) from exc
-    # An existing folder: CosyVoice2 reads it and never calls the model hub.
-    model: CosyVoiceModel = module.CosyVoice2(str(model_dir), fp16=fp16)
-    return model
-
-
-def import_factory(path: str) -> ModelFactory:
-    """`module:callable` -> the callable (the tests' stand-in model factory)."""
-    module_name, _, attribute = path.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(f"cosyvoice_model_factory {path!r} must look like 'module:callable'")
-    factory: ModelFactory = getattr(importlib.import_module(module_name), attribute)
-    return factory
-
-
-@dataclass(frozen=True)
-class ZeroShotVoice:
-    """A reference clip and what is said in it."""
-
-    clip: Path
-    transcript: str
-
-
-def read_reference_clip(clip: Path) -> FloatAudio:
-    """A 16-bit PCM WAV as mono float32 at 16 kHz, checked for what CosyVoice accepts."""
-    try:
-        with wave.open(str(clip), "rb") as wav:
-            width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
-            raw = wav.readframes(wav.getnframes())
-    except (OSError, EOFError, wave.Error) as exc:
-        raise ReferenceClipError(f"reference clip {clip} is not a readable WAV: {exc}") from exc
-    if width != 2:
-        raise ReferenceClipError(
-            f"reference clip {clip} has {8 * width}-bit samples; use 16-bit PCM"
-        )
-    audio = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
-    audio = audio.reshape(-1, channels).mean(axis=1, dtype=np.float32)
-    seconds = len(audio) / rate
-    if not MIN_PROMPT_SECONDS <= seconds <= MAX_PROMPT_SECONDS:
-        raise ReferenceClipError(
-            f"reference clip {clip} lasts {seconds:.2f} s; CosyVoice needs "
-            f"{MIN_PROMPT_SECONDS:g} to {MAX_PROMPT_SECONDS:g} s"
-        )
-    if not np.any(np.abs(audio) > 1e-3):
-        raise ReferenceClipError(f"reference clip {clip} is silent")
-    if rate != PROMPT_SAMPLE_RATE:
-        import soxr
-
-        audio = soxr.resample(audio, rate, PROMPT_SAMPLE_RATE, quality="HQ")
-    return np.ascontiguousarray(audio, dtype=np.float32)
-
-
-def folder_zero_shot_voices(folder: Path) -> dict[str, ZeroShotVoice]:
-    """Every `<name>.wav` with a `<name>.txt` transcript beside it in folder."""
-    if not folder.is_dir():
-        raise ValueError(f"cosyvoice_voices_dir {folder} is not a folder")
-    found: dict[str, ZeroShotVoice] = {}
-    for clip in sorted(folder.glob("*.wav")):
-        transcript_path = clip.with_suffix(".txt")
-        if not transcript_path.is_file():
-            raise ReferenceClipError(
-                f"reference clip {clip} has no transcript {transcript_path.name} beside it"
-            )
-        found[clip.stem] = ZeroShotVoice(clip, transcript_path.read_text(encoding="utf-8"))
-    return found
-
-
-def _as_prompt(audio: FloatAudio) -> Any:
-    """CosyVoice takes a (1, samples) torch tensor. torch is imported here, lazily; without
-    it (only possible with the tests' stand-in model, as CosyVoice needs torch) the
-    (1, samples) numpy array is passed as it is."""
-    prompt = audio.reshape(1, -1)
-    try:
-        torch = importlib.import_module("torch")
-    except ImportError:
-        return prompt
-    return torch.from_numpy(prompt)
-
-
-def _as_float_audio(speech: Any) -> FloatAudio:
-    """A chunk's `tts_speech` (a (1, samples) CPU tensor) as flat float32."""
-    if hasattr(speech, "detach"):
-        speech = speech.detach().cpu().numpy()
-    return np.ascontiguousarray(np.asarray(speech, dtype=np.float32).reshape(-1))
+    def _llm_job(self, *job: Any) -> None:
+        """Stands in for `CosyVoice2Model.llm_job(text, prompt_text, llm_prompt_speech_token,
+        llm_embedding, uuid)`, which model.py `tts` starts as a thread with positional args."""
+        llm_embedding, uuid = job[3], job[4]
+        with self._lock:
+            generation = self._by_key.get(id(llm_embedding))
+            if generation is not None and generation.key is not llm_embedding:
+                generation = None
+            if generation is not None:
+                generation.uuids.append(uuid)
+                self._threads.append(threading.current_thread())
+                stopped = generation.stopped
+        if generation is None:  # not started by this engine: upstream's job, untouched
+            self._upstream_llm_job(*job)
+            return
+        if stopped:
+            self._drop([uuid])
+            return
+        try:
+            self._upstream_llm_job(*job)
+        except KeyError as exc:
+            if not (generation.stopped and exc.args == (uuid,)):
+                raise
+            log.debug("cosyvoice generation stopped", extra={"uuid": uuid})
+        finally:
+            if generation.stopped:
+                self._drop([uuid])  # e.g. the end-of-generation flag set after finish()
 
 
 class CosyVoiceEngine:
-    """CosyVoice 2 with its built-in speakers and named zero-shot voices."""
+    """CosyVoice 2 with zero-shot voices from reference clips, and built-in speakers when the
+    model folder has any."""
 
     name = "cosyvoice"
+    # Upstream's streaming path (model.py `tts` with stream=True) never applies `speed`, only
+    # its non-streaming one does: the worker refuses a speed rather than ignore it.
+    supports_speed = False
 
     def __init__(
         self,
@@ -227,17 +265,26 @@ class CosyVoiceEngine:
         self.load_seconds: dict[str, float] = {}
         self.model_load_seconds = time.perf_counter() - started
         self.sample_rate = int(self._model.sample_rate)
-        self._speakers = list(self._model.list_available_spks())
+        self._generations = _Generations(self._model)
+        # Built-in speakers: the entries of spk2info.pt, when the folder has one.
+        self._builtin: dict[str, str] = {}
+        for name in self._model.list_available_spks():
+            kind = speaker_kind(self._model.frontend.spk2info[name])
+            if kind is None:
+                log.warning("spk2info.pt entry skipped: no embedding", extra={"voice": name})
+            else:
+                self._builtin[name] = kind
         self._zero_shot: dict[str, ZeroShotVoice] = {}
-        self._loaded: set[str] = set(self._speakers)
+        self._loaded: set[str] = set(self._builtin)
         self._lock = threading.Lock()
         for name, spec in (zero_shot or {}).items():
             self.register_zero_shot_voice(name, spec.clip, spec.transcript)
         voices = self._all_names()
         if not voices:
             raise ValueError(
-                f"CosyVoice model in {model_dir} has no built-in speakers and no zero-shot "
-                "voice is configured (TTS_WORKER_COSYVOICE_VOICES_DIR)"
+                f"CosyVoice model in {model_dir} has no built-in speakers (no spk2info.pt, as in "
+                "the stock CosyVoice2-0.5B) and no zero-shot voice is configured "
+                "(TTS_WORKER_COSYVOICE_VOICES_DIR: <name>.wav with <name>.txt)"
             )
         if default_voice is None:
             default_voice = voices[0]
@@ -249,7 +296,7 @@ class CosyVoiceEngine:
             extra={
                 "model_dir": str(model_dir),
                 "seconds": round(self.model_load_seconds, 3),
-                "speakers": len(self._speakers),
+                "speakers": len(self._builtin),
                 "zero_shot_voices": len(self._zero_shot),
             },
         )
@@ -303,9 +350,9 @@ class CosyVoiceEngine:
     def register_zero_shot_voice(self, name: str, clip: Path, transcript: str) -> VoiceSpec:
         """Make a reference clip plus its transcript the voice `name` (loaded on first use).
         The clip is checked now, so a bad one fails here, naming the file."""
-        if not name:
-            raise ValueError("a zero-shot voice needs a name")
-        if name in self._speakers:
+        if not name or ALIAS_SEPARATOR in name:
+            raise ValueError(f"{name!r} is no usable zero-shot voice name")
+        if name in self._builtin:
             raise ValueError(f"zero-shot voice {name!r} would hide the built-in speaker")
         if not transcript.strip():
             raise ReferenceClipError(f"reference clip {clip} has an empty transcript")
@@ -316,13 +363,13 @@ class CosyVoiceEngine:
         return self.voice(name)
 
     def _all_names(self) -> list[str]:
-        return [*self._speakers, *sorted(set(self._zero_shot) - set(self._speakers))]
+        return [*self._builtin, *sorted(set(self._zero_shot) - set(self._builtin))]
 
     def voices(self) -> list[VoiceSpec]:
         return [self.voice(name) for name in self._all_names()]
 
     def voice(self, name: str) -> VoiceSpec:
-        if name not in self._zero_shot and name not in self._speakers:
+        if name not in self._zero_shot and name not in self._builtin:
             raise VoiceNotFoundError(name)
         return VoiceSpec(name, self.sample_rate, LANGUAGE, name in self._loaded)
 
@@ -336,38 +383,63 @@ class CosyVoiceEngine:
             if name not in self._loaded:
                 started = time.perf_counter()
                 voice = self._zero_shot[name]
-                prompt = _as_prompt(read_reference_clip(voice.clip))
+                prompt = as_prompt(read_reference_clip(voice.clip))
                 self._model.add_zero_shot_spk(voice.transcript, prompt, name)
                 self._loaded.add(name)
-                self.load_seconds[name] = time.perf_counter() - started
-                log.info(
-                    "voice loaded",
-                    extra={"voice": name, "seconds": round(self.load_seconds[name], 3)},
-                )
+                self.load_seconds[name] = loaded(name, started)
         return self.voice(name)
 
     def unload_voice(self, name: str) -> None:
+        """A zero-shot voice leaves `spk2info` (streams speaking it keep their own copy) and is
+        registered again on its next use; built-in speakers stay."""
         self.voice(name)
         if name in self._zero_shot:
             with self._lock:
-                self._loaded.discard(name)  # the next use registers the prompt again
+                self._loaded.discard(name)
+                self._model.frontend.spk2info.pop(name, None)
 
-    def synthesize(self, voice: str, text: str) -> Iterator[FloatAudio]:
-        if voice not in self._loaded:
+    def synthesize(self, voice: str, text: str, speed: float = 1.0) -> Iterator[FloatAudio]:
+        while True:  # an unload racing this start makes it load again
             self.load_voice(voice)
-        if voice in self._zero_shot:
-            outputs = self._model.inference_zero_shot(
-                text, "", "", zero_shot_spk_id=voice, stream=True
-            )
-        else:
-            outputs = self._model.inference_sft(text, voice, stream=True)
+            with self._lock:
+                if voice in self._loaded:
+                    generation = self._generations.start(voice)
+                    break
         try:
-            for output in outputs:
-                audio = _as_float_audio(output["tts_speech"])
-                if audio.size:
-                    yield audio
+            outputs: Iterator[dict[str, Any]]
+            if self._builtin.get(voice) == "sft":
+                outputs = self._model.inference_sft(
+                    text, generation.alias, stream=True, speed=speed
+                )
+            else:
+                outputs = self._model.inference_zero_shot(
+                    text, "", "", zero_shot_spk_id=generation.alias, stream=True, speed=speed
+                )
+            try:
+                for output in outputs:
+                    audio = as_float_audio(output["tts_speech"])
+                    if audio.size:
+                        yield audio
+            finally:
+                close = getattr(outputs, "close", None)
+                if close is not None:
+                    close()
         finally:
-            # Cancelled or finished: let CosyVoice release this stream's state now.
-            close = getattr(outputs, "close", None)
-            if close is not None:
-                close()
+            # Finished, failed or closed early (cancel, barge-in, client gone): end upstream's
+            # LLM thread and drop this utterance's state from the model.
+            self._generations.finish(generation)
+
+    def live_llm_threads(self) -> list[threading.Thread]:
+        """Upstream LLM threads of this engine's utterances still running (tests, gpu_check)."""
+        return self._generations.live_llm_threads()
+
+    def upstream_state(self) -> dict[str, int]:
+        """Entries left in upstream's per-utterance dicts and private speaker entries: all zero
+        when no utterance runs (tests, gpu_check)."""
+        model = self._model.model
+        with model.lock:
+            counts = {name: len(getattr(model, name)) for name in UPSTREAM_STATE}
+        counts["spk2info_private"] = sum(
+            ALIAS_SEPARATOR in key for key in list(self._model.frontend.spk2info)
+        )
+        return counts

@@ -9,14 +9,29 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import numpy as np
 import onnxruntime
 from piper import PiperVoice
-from piper.config import PiperConfig
+from piper.config import PiperConfig, SynthesisConfig
 
-from tts_worker.engines.base import FloatAudio, VoiceNotFoundError, VoiceSpec
+from tts_worker.engines.base import (
+    EngineAudio,
+    TimedAudio,
+    VoiceNotFoundError,
+    VoiceSpec,
+    WordTime,
+    loaded,
+)
+from tts_worker.engines.word_alignment import (
+    Placement,
+    TokenShape,
+    place_words,
+    sample_offsets,
+    shape_of,
+    text_tokens,
+)
 from tts_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -24,10 +39,21 @@ log = logging.getLogger(__name__)
 OnnxProvider = Literal["cpu", "cuda", "auto"]
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
+# As Piper itself sets them (piper-tts, piper/voice.py `PiperVoice.load` with use_cuda):
+# cuDNN picks convolution algorithms by heuristic. onnxruntime's default (EXHAUSTIVE)
+# benchmarks them for every new input shape, and every sentence is a new length.
+CUDA_PROVIDER_OPTIONS: dict[str, str] = {"cudnn_conv_algo_search": "HEURISTIC"}
+# An onnxruntime `providers` entry: a name, or a name with its options.
+Provider: TypeAlias = str | tuple[str, dict[str, str]]
 
 
-def select_providers(wanted: OnnxProvider, available: list[str]) -> list[str]:
-    """onnxruntime execution providers for `TTS_WORKER_ONNX_PROVIDER`.
+def provider_names(providers: list[Provider]) -> list[str]:
+    return [p if isinstance(p, str) else p[0] for p in providers]
+
+
+def select_providers(wanted: OnnxProvider, available: list[str]) -> list[Provider]:
+    """onnxruntime execution providers for `TTS_WORKER_ONNX_PROVIDER`: CUDA with Piper's own
+    options, the CPU behind it for what CUDA does not run.
 
     CUDA needs onnxruntime's GPU build, which the `piper-gpu` install extra brings: both builds
     ship the same `onnxruntime` import package, so the CPU wheel (a dependency of piper-tts) is
@@ -39,7 +65,7 @@ def select_providers(wanted: OnnxProvider, available: list[str]) -> list[str]:
     if wanted == "cpu":
         return [CPU_PROVIDER]
     if CUDA_PROVIDER in available:
-        return [CUDA_PROVIDER, CPU_PROVIDER]
+        return [(CUDA_PROVIDER, dict(CUDA_PROVIDER_OPTIONS)), CPU_PROVIDER]
     log.warning(
         "CUDA execution provider unavailable: Piper runs on the CPU",
         extra={"onnx_provider": wanted, "available_providers": available},
@@ -94,6 +120,7 @@ class PiperEngine:
     """Piper voices with an onnxruntime session per voice, built with explicit threads."""
 
     name = "piper"
+    supports_speed = True
 
     def __init__(
         self,
@@ -111,6 +138,8 @@ class PiperEngine:
         self._allow_spinning = allow_spinning
         self.providers = select_providers(onnx_provider, onnxruntime.get_available_providers())
         self._loaded: dict[str, PiperVoice] = {}
+        self._aligned: set[str] = set()  # voices whose model reports phoneme durations
+        self._shapes: dict[tuple[str, str], TokenShape] = {}
         self._lock = threading.Lock()
         self.load_seconds: dict[str, float] = {}
 
@@ -152,12 +181,10 @@ class PiperEngine:
         with self._lock:
             if name not in self._loaded:
                 started = time.perf_counter()
-                self._loaded[name] = self._build_voice(files)
-                self.load_seconds[name] = time.perf_counter() - started
-                log.info(
-                    "voice loaded",
-                    extra={"voice": name, "seconds": round(self.load_seconds[name], 3)},
-                )
+                self._loaded[name], aligned = self._build_voice(files)
+                if aligned:
+                    self._aligned.add(name)
+                self.load_seconds[name] = loaded(name, started)
         return self.voice(name)
 
     def unload_voice(self, name: str) -> None:
@@ -166,15 +193,55 @@ class PiperEngine:
         with self._lock:
             self._loaded.pop(name, None)
 
-    def synthesize(self, voice: str, text: str) -> Iterator[FloatAudio]:
+    def synthesize(self, voice: str, text: str, speed: float = 1.0) -> Iterator[EngineAudio]:
         piper_voice = self._loaded.get(voice)
         if piper_voice is None:
             self.load_voice(voice)
             piper_voice = self._loaded[voice]
-        for chunk in piper_voice.synthesize(text):
-            yield np.asarray(chunk.audio_float_array, dtype=np.float32)
+        # length_scale stretches every phoneme: the voice's own pace divided by the speed.
+        config = SynthesisConfig(length_scale=piper_voice.config.length_scale / speed)
+        aligned = voice in self._aligned
+        # Piper speaks one chunk per sentence of its own phonemization: the same call
+        # here says which phonemes each chunk holds, before any audio is computed.
+        sentences = [s for s in piper_voice.phonemize(text) if s] if aligned else []
+        placements = self._place(voice, piper_voice, text, sentences) if aligned else []
+        for index, chunk in enumerate(
+            piper_voice.synthesize(text, config, include_alignments=aligned)
+        ):
+            audio = np.asarray(chunk.audio_float_array, dtype=np.float32)
+            alignments = chunk.phoneme_alignments
+            if alignments is None or index >= len(sentences) or chunk.phonemes != sentences[index]:
+                yield audio
+                continue
+            # alignments[0] is the sentence-start marker, alignments[i + 1] phoneme i.
+            offsets = sample_offsets([a.num_samples for a in alignments])
+            words = tuple(
+                WordTime(p.start, p.end, offsets[p.first + 1], offsets[p.last + 2])
+                for p in placements
+                if p.sentence == index
+            )
+            yield TimedAudio(audio, words)
 
-    def _build_voice(self, files: _VoiceFiles) -> PiperVoice:
+    def _place(
+        self, voice: str, piper_voice: PiperVoice, text: str, sentences: list[list[str]]
+    ) -> list[Placement]:
+        tokens = text_tokens(text)
+        shapes = []
+        for start, end in tokens:
+            key = (voice, text[start:end])
+            shape = self._shapes.get(key)
+            if shape is None:
+                phonemes = [
+                    p for sentence in piper_voice.phonemize(key[1]) for p in [*sentence, " "]
+                ]
+                shape = shape_of(phonemes)
+                if len(self._shapes) >= _MAX_CACHED_SHAPES:
+                    self._shapes.clear()  # bounded memory; the common words come back fast
+                self._shapes[key] = shape
+            shapes.append(shape)
+        return place_words(tokens, shapes, sentences)
+
+    def _build_voice(self, files: _VoiceFiles) -> tuple[PiperVoice, bool]:
         # Our own session instead of PiperVoice.load(): explicit thread counts, so the
         # operator decides how a worker shares its cores (see WorkerSettings).
         options = onnxruntime.SessionOptions()
@@ -184,14 +251,45 @@ class PiperEngine:
         spin = "1" if self._allow_spinning else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+        model, aligned = _model_with_alignment(files.model)
         session = onnxruntime.InferenceSession(
-            str(files.model), sess_options=options, providers=self.providers
+            model, sess_options=options, providers=self.providers
         )
-        if CUDA_PROVIDER in self.providers and CUDA_PROVIDER not in session.get_providers():
+        if CUDA_PROVIDER in provider_names(self.providers) and (
+            CUDA_PROVIDER not in session.get_providers()
+        ):
             # Listed but failed to initialise (e.g. a missing cuDNN): onnxruntime fell back.
             log.warning(
                 "CUDA execution provider failed to start: Piper runs on the CPU",
                 extra={"voice": files.model.name, "providers": session.get_providers()},
             )
         config = PiperConfig.from_dict(json.loads(files.config.read_text(encoding="utf-8")))
-        return PiperVoice(session=session, config=config)
+        return PiperVoice(session=session, config=config), aligned
+
+
+_MAX_CACHED_SHAPES = 50_000
+
+
+def _model_with_alignment(model: Path) -> tuple[str | bytes, bool]:
+    """The voice model with its per-phoneme durations (the `w_ceil` tensor) as an extra
+    output, patched in memory as `PiperVoice.load(include_alignments=True)` does; word
+    timings come from it. Without the onnx package, or for a model that cannot be patched,
+    the model as it is (the worker then times whole clauses)."""
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+    except ImportError:
+        log.warning("onnx is not installed: no word timings", extra={"voice": model.name})
+        return str(model), False
+    proto = onnx.load(str(model))
+    try:
+        add_alignment_output(proto)
+    except ValueError as exc:
+        already = "already" in str(exc)
+        if not already:
+            log.warning(
+                "voice model gives no phoneme durations: no word timings",
+                extra={"voice": model.name, "reason": str(exc)},
+            )
+        return str(model), already
+    return proto.SerializeToString(), True

@@ -1,0 +1,174 @@
+"""A livekit-agents TTS plugin over our gRPC workers, for LiveKit users who run their own
+AgentSession:
+
+    session = AgentSession(tts=WorkerTTS("tts-piper:7001"), ...)
+
+It streams: text pushed by the LLM goes to the worker as it arrives, and the worker cuts it
+at clauses itself, so no sentence tokenizer is needed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import grpc
+from livekit.agents import APIConnectionError, APIStatusError, tts
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+
+from orchestrator.workers.calls import SynthesizeCall, retryable, write
+from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
+
+
+class WorkerTTS(tts.TTS[None]):
+    """TTS backed by one voice-orchestrator worker (address host:port)."""
+
+    def __init__(self, address: str, *, voice: str = "", sample_rate: int = 48000) -> None:
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=True),
+            sample_rate=sample_rate,
+            num_channels=1,
+        )
+        self.address = address
+        self.voice = voice
+        self._channel: grpc.aio.Channel | None = None
+        self._voices: set[str] | None = None
+
+    @property
+    def provider(self) -> str:
+        return "voice-orchestrator"
+
+    @property
+    def model(self) -> str:
+        return self.voice or "default"
+
+    def stub(self) -> tts_pb2_grpc.TextToSpeechAsyncStub:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.address)
+        return tts_pb2_grpc.TextToSpeechStub(self._channel)
+
+    async def check_voice(self, request_id: str) -> None:
+        """Refuse an unknown voice before streaming: the worker would end the stream with
+        NOT_FOUND while text is still being written to it, a race gRPC may then report as a
+        bare INTERNAL error."""
+        if not self.voice:
+            return
+        if self._voices is None:
+            try:
+                listed = await self.stub().ListVoices(tts_pb2.ListVoicesRequest(), timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                raise APIConnectionError(f"worker unavailable: {exc.details()}") from exc
+            self._voices = {v.name for v in listed.voices}
+        if self.voice not in self._voices:
+            raise APIStatusError(
+                f"worker error NOT_FOUND: voice {self.voice!r} is not available",
+                status_code=404,
+                request_id=request_id,
+                retryable=False,
+            )
+
+    async def open_call(
+        self, emitter: tts.AudioEmitter, *, stream: bool
+    ) -> tuple[str, SynthesizeCall]:
+        """Check the voice, set up the emitter and open a worker stream with its config
+        written; returns the request id and the call."""
+        request_id = uuid.uuid4().hex
+        await self.check_voice(request_id)
+        emitter.initialize(
+            request_id=request_id,
+            sample_rate=self.sample_rate,
+            num_channels=1,
+            mime_type="audio/pcm",
+            stream=stream,
+        )
+        call = self.stub().Synthesize()  # type: ignore[call-arg]  # explicit writes below
+        config = tts_pb2.SynthesisConfig(
+            utterance_id=request_id,
+            voice=self.voice,
+            sample_rate=self.sample_rate,
+            encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
+        )
+        await write(call, tts_pb2.SynthesizeRequest(config=config))
+        return request_id, call
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.ChunkedStream:
+        return _ChunkedStream(tts=self, input_text=text, conn_options=conn_options)
+
+    def stream(
+        self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.SynthesizeStream:
+        return _SynthesizeStream(tts=self, conn_options=conn_options)
+
+    async def aclose(self) -> None:
+        if self._channel is not None:
+            await self._channel.close(grace=None)
+            self._channel = None
+
+
+async def _pump_frames(
+    call: SynthesizeCall,
+    emitter: tts.AudioEmitter,
+    request_id: str,
+) -> None:
+    """Worker frames into the emitter, gRPC errors into livekit-agents errors."""
+    try:
+        while True:
+            message = await call.read()
+            if not isinstance(message, tts_pb2.SynthesizeResponse):
+                raise APIConnectionError("worker stream ended without stats")
+            if message.HasField("stats"):
+                return
+            emitter.push(message.frame.audio)
+    except grpc.aio.AioRpcError as exc:
+        if retryable(exc.code(), exc.details() or ""):
+            raise APIConnectionError(f"worker unavailable: {exc.details()}") from exc
+        raise APIStatusError(
+            f"worker error {exc.code().name}: {exc.details()}",
+            status_code=400 if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else 500,
+            request_id=request_id,
+            retryable=False,
+        ) from exc
+
+
+class _ChunkedStream(tts.ChunkedStream):
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        owner = self._tts
+        assert isinstance(owner, WorkerTTS)
+        request_id, call = await owner.open_call(output_emitter, stream=False)
+        try:
+            await write(
+                call, tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=self.input_text))
+            )
+            await write(call, tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
+            await _pump_frames(call, output_emitter, request_id)
+            output_emitter.flush()
+        finally:
+            call.cancel()
+
+
+class _SynthesizeStream(tts.SynthesizeStream):
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        owner = self._tts
+        assert isinstance(owner, WorkerTTS)
+        request_id, call = await owner.open_call(output_emitter, stream=True)
+        output_emitter.start_segment(segment_id=request_id)
+
+        async def send_text() -> None:
+            async for data in self._input_ch:
+                # Flush marks are not needed: the worker cuts clauses and sentences itself.
+                if isinstance(data, str) and data:
+                    await write(call, tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=data)))
+            await write(call, tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
+
+        sender = asyncio.create_task(send_text(), name="worker-tts-send")
+        try:
+            await _pump_frames(call, output_emitter, request_id)
+            output_emitter.end_segment()
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
+                await sender
+            call.cancel()

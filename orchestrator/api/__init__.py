@@ -1,1 +1,0 @@
-"""The public HTTP API: routes, request/response models and the logic serving them."""

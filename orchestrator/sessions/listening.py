@@ -1,0 +1,140 @@
+"""Listening to one participant: their audio through Silero VAD, turned into barge-in
+inputs for the session, with each onset placed in the audio the agent actually received.
+
+The VAD's clock is the audio itself (seconds of the participant's audio processed). To say
+when an onset *happened* on the server, `ReceivedAudio` remembers when each stretch of that
+audio arrived: the arrival of the first voiced sample, not the VAD's report of it, is where
+the barge-in latency starts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from livekit import rtc
+from livekit.agents import vad as agents_vad
+
+from fleet.aio import TaskSet
+from orchestrator.sessions.bargein import TurnSpeech, VadUpdate
+
+VAD_RATE = 16000
+VAD_WINDOW_SECONDS = 512 / VAD_RATE
+"""Silero's inference window."""
+ARRIVALS_KEPT = 2000
+"""Received frames whose arrival time is remembered (20 s of 10 ms frames): an onset is
+reported within a few windows of its audio, so this bounds memory and never runs short."""
+
+
+class ReceivedAudio:
+    """When each part of one participant's audio arrived, by position in that audio."""
+
+    def __init__(
+        self, sample_rate: int = VAD_RATE, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.samples = 0
+        self._clock = clock
+        self._arrivals: deque[tuple[int, float]] = deque()  # (end sample, arrival time)
+        self._forgotten = 0  # samples before this one have no arrival time any more
+
+    def received(self, samples: int) -> None:
+        """A frame of `samples` samples arrived just now."""
+        self.samples += samples
+        self._arrivals.append((self.samples, self._clock()))
+        if len(self._arrivals) > ARRIVALS_KEPT:
+            self._forgotten = self._arrivals.popleft()[0]
+
+    def arrival_of(self, audio_seconds: float) -> float | None:
+        """The clock time at which the sample at audio_seconds arrived; None if it is older
+        than what is remembered or has not arrived yet."""
+        sample = int(audio_seconds * self.sample_rate)
+        if sample < self._forgotten:
+            return None
+        for end, arrived in self._arrivals:
+            if sample < end:
+                return arrived
+        return None
+
+
+class ListenerSink(Protocol):
+    """What a listener reports to its session."""
+
+    def user_speech_started(self, identity: str, at: float, onset_arrival: float | None) -> None:
+        """Speech onset, reported at `at` on the VAD's clock; onset_arrival is when its first
+        voiced sample arrived (on the listener's clock), None if no longer known."""
+
+    def user_speech_update(self, identity: str, reading: VadUpdate) -> None:
+        """One VAD reading while the participant may be speaking."""
+
+    def user_speech_stopped(self, identity: str, at: float, speech_seconds: float) -> None:
+        """The VAD's end of speech (after its own silence window)."""
+
+
+class Listener:
+    """Runs the VAD over one participant's audio and reports to the sink."""
+
+    def __init__(
+        self,
+        vad: agents_vad.VAD,
+        identity: str,
+        sink: ListenerSink,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.identity = identity
+        self._vad = vad
+        self._sink = sink
+        self.received = ReceivedAudio(VAD_RATE, clock)
+        self._tasks = TaskSet(f"listener-{identity}")
+
+    async def run(self, frames: AsyncIterator[rtc.AudioFrame]) -> None:
+        """Consume 16 kHz mono frames until they end (or the task is cancelled)."""
+        vad_stream = self._vad.stream()
+        decisions = self._tasks.spawn(self._decide(vad_stream), "vad")
+        try:
+            async for frame in frames:
+                self.received.received(frame.samples_per_channel)
+                vad_stream.push_frame(frame)
+            # The track ended: let the VAD finish what it was given, then its events end.
+            vad_stream.end_input()
+            await decisions
+        finally:
+            await self._tasks.aclose()
+            await vad_stream.aclose()
+
+    async def _decide(self, vad_stream: agents_vad.VADStream) -> None:
+        turn = TurnSpeech()
+        async for event in vad_stream:
+            if event.type == agents_vad.VADEventType.START_OF_SPEECH:
+                turn.turn_started()
+                # The event comes at the end of the window that completed the onset, and
+                # speech_duration is the run of voiced windows up to it. The window before
+                # that run was partly voiced already (speech rarely starts on a window
+                # boundary, and Silero's smoothing lags): the onset is taken in its middle.
+                first_voiced = event.timestamp - event.speech_duration
+                onset = max(0.0, first_voiced - VAD_WINDOW_SECONDS / 2)
+                arrival = self.received.arrival_of(onset)
+                self._sink.user_speech_started(self.identity, event.timestamp, arrival)
+            elif event.type == agents_vad.VADEventType.INFERENCE_DONE:
+                silence = event.raw_accumulated_silence
+                voiced = turn.update(event.raw_accumulated_speech)
+                speech = voiced if event.speaking else 0.0
+                self._sink.user_speech_update(
+                    self.identity, VadUpdate(event.timestamp, speech, silence)
+                )
+            elif event.type == agents_vad.VADEventType.END_OF_SPEECH:
+                self._sink.user_speech_stopped(
+                    self.identity, event.timestamp, event.speech_duration
+                )
+
+
+async def track_frames(track: rtc.Track) -> AsyncIterator[rtc.AudioFrame]:
+    """A subscribed audio track as 16 kHz mono frames (LiveKit resamples natively)."""
+    stream = rtc.AudioStream(track, sample_rate=VAD_RATE, num_channels=1)
+    try:
+        async for event in stream:
+            yield event.frame
+    finally:
+        await stream.aclose()
