@@ -14,8 +14,11 @@ behind voiceorch_bargein_pause_to_decision_seconds) and the resume delay: from t
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -213,5 +216,23 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def main() -> None:
+    """`python -m bench.bargein`: this scenario alone, its JSON in bench/results/."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--interruptions", type=int, default=20)
+    parser.add_argument("--bursts", type=int, default=5, help="false interruptions")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    from bench.run import environment  # bench.run imports this module: import it late
+
+    result = run(args.interruptions, args.bursts)
+    print(table(result))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-bargein.json"
+    report = {"environment": environment(), "scenarios": {"bargein": result}}
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
 if __name__ == "__main__":
-    print(table(run()))
+    main()
