@@ -10,13 +10,13 @@ at clauses itself, so no sentence tokenizer is needed here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 
 import grpc
 from livekit.agents import APIConnectionError, APIStatusError, tts
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
+from fleet.aio import cancel_and_wait
 from orchestrator.workers.calls import SynthesizeCall, retryable, write
 from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
 
@@ -168,7 +168,5 @@ class _SynthesizeStream(tts.SynthesizeStream):
             await _pump_frames(call, output_emitter, request_id)
             output_emitter.end_segment()
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
-                await sender
+            await cancel_and_wait(sender)
             call.cancel()

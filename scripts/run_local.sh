@@ -15,7 +15,7 @@ trap cleanup EXIT INT TERM
 
 "$PY" -m tts_worker > >(tee .run/worker.log >&2) 2>&1 &
 pids+=($!)
-"$PY" -m orchestrator > >(tee .run/orchestrator.log >&2) 2>&1 &
+"$PY" -m orchestrator.cli > >(tee .run/orchestrator.log >&2) 2>&1 &
 pids+=($!)
 
 for _ in $(seq 1 600); do

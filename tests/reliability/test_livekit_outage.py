@@ -81,7 +81,9 @@ async def test_livekit_gone_fails_the_session_cleanly(piper_worker: WorkerProces
                 return [n for t in asyncio.all_tasks() if (n := t.get_name()).startswith(prefix)]
 
             assert await poll_until(lambda: not left(), timeout_seconds=5), left()
-            assert session_id not in orch.services.sessions.local
+            # The manager's next maintenance round retires the failed session.
+            local = orch.services.sessions.local
+            assert await poll_until(lambda: session_id not in local, timeout_seconds=10)
     finally:
         await asyncio.to_thread(server.__exit__, None, None, None)
 

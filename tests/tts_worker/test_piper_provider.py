@@ -118,7 +118,7 @@ def test_cuda_requested_without_a_cuda_provider_still_speaks(
         engine = PiperEngine(packaged_voice_files(), VOICE, 1, False, "cuda")
         audio = spoken(engine, "Hello.")
     assert engine.providers == [CPU_PROVIDER]
-    assert engine._loaded[VOICE].session.get_providers() == [CPU_PROVIDER]
+    assert engine.session_providers(VOICE) == [CPU_PROVIDER]
     assert audio.size > 0
     assert any("Piper runs on the CPU" in r.getMessage() for r in caplog.records)
 

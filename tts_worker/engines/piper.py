@@ -165,6 +165,11 @@ class PiperEngine:
     def default_voice(self) -> str:
         return self._default
 
+    def session_providers(self, name: str) -> list[str]:
+        """The onnxruntime providers a loaded voice's session runs on (CPU, or CUDA first)."""
+        providers: list[str] = self._loaded[name].session.get_providers()
+        return providers
+
     def voices(self) -> list[VoiceSpec]:
         return [self.voice(name) for name in sorted(self._available)]
 
