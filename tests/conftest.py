@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from fleet.memory_store import MemoryStore
+from fleet.redis_store import RedisStore
+from fleet.store import Store
 from orchestrator.cli import Orchestrator
 from orchestrator.settings import OrchestratorSettings
 from tests.livekit_server import LiveKitServer, ensure_livekit_server_binary
@@ -18,6 +21,18 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """Each store-backed test runs against both stores: the embedded one and a real Redis."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    redis = RedisStore(server.url, prefix=f"test{free_port()}:")
+    yield redis
+    await redis.aclose()
 
 
 @pytest.fixture(scope="session")

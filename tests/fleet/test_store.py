@@ -30,17 +30,6 @@ def record(worker_id: str, active: int = 0) -> WorkerRecord:
     )
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    server: RedisServer = request.getfixturevalue("redis_server")
-    redis = RedisStore(server.url, prefix=f"test{free_port()}:")
-    yield redis
-    await redis.aclose()
-
-
 async def test_put_and_list(store: Store) -> None:
     await put_worker(store, record("a"), ttl_seconds=10)
     await put_worker(store, record("b"), ttl_seconds=10)

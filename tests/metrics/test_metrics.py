@@ -3,12 +3,9 @@ both stores (the embedded one and a real Redis)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fleet.memory_store import MemoryStore
 from fleet.redis_store import RedisStore
 from fleet.store import Store
 from orchestrator.metrics.catalogue import COUNTERS_KEY, ERROR_KINDS, FIRST_AUDIO_ROUTES
@@ -32,17 +29,6 @@ STORE_BACKED = {
     "voiceorch_session_duration_seconds",
     "voiceorch_session_utterances",
 }
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    server: RedisServer = request.getfixturevalue("redis_server")
-    redis = RedisStore(server.url, prefix=f"test{free_port()}:")
-    yield redis
-    await redis.aclose()
 
 
 def samples(metrics: FleetMetrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
