@@ -25,6 +25,15 @@ CLIENTS = 30
 TEXTS = ["Your table is ready.", "Thanks, see you soon.", "The next train leaves at nine."]
 
 
+SERVER_ERRORS: list[str] = []
+
+
+def failures(response: httpx.Response) -> None:
+    """Keep what a 5xx said (its message names the worker's gRPC status) for the report."""
+    if response.status_code >= 500:
+        SERVER_ERRORS.append(response.text[:300])
+
+
 async def client_loop(api: httpx.AsyncClient, until: float, seen: Counter[str]) -> None:
     rng = random.Random()
     while time.monotonic() < until:
@@ -32,6 +41,7 @@ async def client_loop(api: httpx.AsyncClient, until: float, seen: Counter[str]) 
         if pick < 0.45:
             response = await api.post("/synthesize", json={"text": rng.choice(TEXTS)})
             seen[f"synthesize {response.status_code}"] += 1
+            failures(response)
         elif pick < 0.9:
             response = await api.post(
                 "/v1/audio/speech",
@@ -43,6 +53,7 @@ async def client_loop(api: httpx.AsyncClient, until: float, seen: Counter[str]) 
                 },
             )
             seen[f"speech {response.status_code}"] += 1
+            failures(response)
         else:
             created = await api.post("/sessions", json={})
             seen[f"session {created.status_code}"] += 1
@@ -98,7 +109,7 @@ async def test_soak_mixed_traffic(
         f"{rss_after_warm_up / 2**20:.0f} -> {rss_end / 2**20:.0f} MiB ({growth:+.1%}); "
         f"tasks {baseline_tasks} -> {tasks_end}"
     )
-    assert not [k for k in seen if k.split()[1].startswith("5")], seen
+    assert not [k for k in seen if k.split()[1].startswith("5")], (seen, SERVER_ERRORS[:5])
     assert sum(seen.values()) > CLIENTS
     assert growth < 0.10
     assert tasks_end <= baseline_tasks
