@@ -52,6 +52,19 @@ def piper_worker() -> Iterator[WorkerProcess]:
     worker.stop()
 
 
+@pytest.fixture(autouse=True)
+async def shared_worker_left_idle(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every test leaves the shared worker as it found it: a stream a test (or the code under
+    test) never closes holds one of the worker's slots for good, and the tests after it
+    would queue behind it. The stream is named at the test that leaked it."""
+    yield
+    if "piper_worker" not in request.fixturenames:
+        return
+    worker: WorkerProcess = request.getfixturevalue("piper_worker")
+    busy = await worker.busy_streams(within=10.0)
+    assert not busy, f"streams left open on the shared worker: {busy}"
+
+
 def orchestrator_settings(**overrides: object) -> OrchestratorSettings:
     values: dict[str, object] = {
         "port": free_port(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,6 +143,21 @@ class WorkerProcess:
                         return
                 time.sleep(0.1)
         raise RuntimeError(f"worker not serving after {timeout}s:\n{_log_tail(self.log_path)}")
+
+    async def busy_streams(self, within: float) -> dict[str, int]:
+        """Active and queued streams once they have wound down (up to `within` seconds);
+        empty when the worker is idle or no longer running."""
+        deadline = time.monotonic() + within
+        async with grpc.aio.insecure_channel(self.address) as channel:
+            stub = tts_pb2_grpc.TextToSpeechStub(channel)
+            while True:
+                if self.proc is None or self.proc.poll() is not None:
+                    return {}
+                caps = await stub.GetCapabilities(tts_pb2.GetCapabilitiesRequest(), timeout=5)
+                busy = {"active": caps.active_streams, "queued": caps.queued_streams}
+                if not any(busy.values()) or time.monotonic() >= deadline:
+                    return {k: v for k, v in busy.items() if v}
+                await asyncio.sleep(0.1)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

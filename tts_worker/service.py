@@ -50,11 +50,16 @@ class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
         self._load_seconds: dict[str, float] = getattr(engine, "load_seconds", {})
         metrics.init_engine(engine.name, admission.max_active, self._load_seconds)
 
-    async def Synthesize(
+    # A coroutine writing through the context, not an async generator: when a client goes
+    # away, grpc stops iterating a generator handler without closing it, so its `finally`
+    # (the slot's release) would wait for the garbage collector. Here the cancellation lands
+    # in our own awaits and the slot is released at once. (The generated servicer types only
+    # the generator form, hence the ignore.)
+    async def Synthesize(  # type: ignore[override]
         self,
         request_iterator: AsyncIterator[tts_pb2.SynthesizeRequest],
         context: grpc.aio.ServicerContext[tts_pb2.SynthesizeRequest, tts_pb2.SynthesizeResponse],
-    ) -> AsyncIterator[tts_pb2.SynthesizeResponse]:
+    ) -> None:
         if self.draining:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "worker is draining")
         first = await anext(aiter(request_iterator), None)
@@ -91,7 +96,7 @@ class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
         try:
             try:
                 async for response in utterance.responses():
-                    yield response
+                    await context.write(response)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
             except Exception as exc:
@@ -107,10 +112,13 @@ class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
             outcome = "client_cancelled"
             raise
         finally:
-            await cancel_and_wait(reader)
+            # The slot first, before any await: a client that cancels right after the stats
+            # message cancels this task again while it waits for the reader, and that second
+            # cancellation must not skip the release.
             metrics.ACTIVE_STREAMS.labels(engine).dec()
             self.admission.release()
             self._record(utterance, outcome)
+            await cancel_and_wait(reader)
 
     async def _read(
         self, requests: AsyncIterator[tts_pb2.SynthesizeRequest], utterance: Utterance

@@ -14,15 +14,15 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
+import numpy as np
 from livekit import rtc
 from livekit.agents import vad as agents_vad
 
 from fleet.aio import TaskSet
 from orchestrator.sessions.bargein import TurnSpeech, VadUpdate
+from orchestrator.sessions.onset import speech_onset
 
 VAD_RATE = 16000
-VAD_WINDOW_SECONDS = 512 / VAD_RATE
-"""Silero's inference window."""
 ARRIVALS_KEPT = 2000
 """Received frames whose arrival time is remembered (20 s of 10 ms frames): an onset is
 reported within a few windows of its audio, so this bounds memory and never runs short."""
@@ -110,12 +110,15 @@ class Listener:
             if event.type == agents_vad.VADEventType.START_OF_SPEECH:
                 turn.turn_started()
                 # The event comes at the end of the window that completed the onset, and
-                # speech_duration is the run of voiced windows up to it. The window before
-                # that run was partly voiced already (speech rarely starts on a window
-                # boundary, and Silero's smoothing lags): the onset is taken in its middle.
-                first_voiced = event.timestamp - event.speech_duration
-                onset = max(0.0, first_voiced - VAD_WINDOW_SECONDS / 2)
-                arrival = self.received.arrival_of(onset)
+                # speech_duration is the run of voiced windows up to it; the sound itself
+                # started earlier, and is found in the audio the event carries.
+                onset = speech_onset(
+                    np.frombuffer(event.frames[0].data, np.int16),
+                    event.frames[0].sample_rate,
+                    end_seconds=event.timestamp,
+                    first_voiced_seconds=event.timestamp - event.speech_duration,
+                )
+                arrival = self.received.arrival_of(max(0.0, onset))
                 self._sink.user_speech_started(self.identity, event.timestamp, arrival)
             elif event.type == agents_vad.VADEventType.INFERENCE_DONE:
                 silence = event.raw_accumulated_silence

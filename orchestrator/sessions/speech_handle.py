@@ -131,15 +131,18 @@ class SpeechHandle:
 
     async def aclose(self) -> None:
         """Stop everything the handle owns: playout, text and audio tasks, worker stream."""
-        if self._playout is not None:
-            await self._playout.aclose()
-        await self._tasks.aclose()
-        if self._stream is not None:
-            if self.state is UtteranceState.CANCELLED:
+        try:
+            if self._playout is not None:
+                await self._playout.aclose()
+            await self._tasks.aclose()
+            if self._stream is not None and self.state is UtteranceState.CANCELLED:
                 # In band, so the worker stops at once and reports the utterance cancelled.
                 await self._stream.cancel()
-            await self._stream.aclose()
-        self._done.set()
+        finally:
+            # Even when the session's teardown cancels this wind-up half-way.
+            if self._stream is not None:
+                await self._stream.aclose()
+            self._done.set()
 
     async def _send_text(self, stream: WorkerStream) -> None:
         while (chunk := await self._chunks.get()) is not None:

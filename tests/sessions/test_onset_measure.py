@@ -1,6 +1,7 @@
 """The barge-in figure starts at the listener's first voiced sample as it arrived, not at the
-VAD's report of it: speech placed at a known point of the received audio, run through real
-Silero VAD and the session's own listener and meter, is timed to within one VAD window."""
+VAD's report of it: speech placed at a known point of the received audio (over digital
+silence or a noise floor), run through real Silero VAD and the session's own listener and
+meter, is timed to within one VAD window."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ AUDIBLE = 1000
 # Silence before the speech: not multiples of a frame or a window, so the onset falls at
 # different points of Silero's windows.
 LEADS = (0.8, 1.237, 2.011)
+NOISE_RMS = 60.0  # a quiet room, about -55 dBFS
 
 
 class FrameClock:
@@ -58,21 +60,27 @@ class Sink:
 
 @pytest.fixture(scope="module")
 async def speech(api: httpx.AsyncClient) -> np.ndarray:
+    """A spoken sentence that starts at its first sample: Piper's quiet lead-in (whose
+    audible start no one could pin to a sample) is cut, so the onset is known exactly."""
     said = await api.post(
         "/synthesize",
         json={"text": "Sorry, could you say that again?", "sample_rate": VAD_RATE},
     )
-    return parse_wav(said.content).samples
+    samples = parse_wav(said.content).samples
+    return samples[int(np.flatnonzero(np.abs(samples.astype(np.int32)) > AUDIBLE)[0]) :]
 
 
+@pytest.mark.parametrize("noise_rms", [0.0, NOISE_RMS])
 @pytest.mark.parametrize("lead_seconds", LEADS)
 @pytest.mark.parametrize("min_speech_seconds", [0.032, 0.096])
 async def test_onset_to_stop_counts_from_the_arrival_of_the_first_voiced_sample(
-    speech: np.ndarray, min_speech_seconds: float, lead_seconds: float
+    speech: np.ndarray, min_speech_seconds: float, lead_seconds: float, noise_rms: float
 ) -> None:
     lead = np.zeros(round(lead_seconds * VAD_RATE), np.int16)
-    audio = np.concatenate([lead, speech, np.zeros(VAD_RATE, np.int16)])
-    onset_sample = int(np.flatnonzero(np.abs(audio.astype(np.int32)) > AUDIBLE)[0])
+    onset_sample = len(lead)
+    audio = np.concatenate([lead, speech, np.zeros(VAD_RATE, np.int16)]).astype(np.float64)
+    audio += np.random.default_rng(7).normal(0.0, noise_rms, len(audio))
+    audio = np.clip(audio, -32768, 32767).astype(np.int16)
     clock = FrameClock()
     # The truth: the frame holding the first audible sample arrived when it was delivered.
     onset_arrival = (onset_sample // FRAME + 1) * FRAME / VAD_RATE
