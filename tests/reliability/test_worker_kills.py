@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from fleet.aio import poll_until
 from orchestrator.cli import Orchestrator
 from tests.audio_checks import parse_wav
 from tests.conftest import orchestrator_settings
@@ -138,15 +139,20 @@ async def test_sessions_keep_working_when_their_worker_dies(
                 session = orch.services.sessions.local[session_id]
                 # Make the victim the least loaded worker so it gets the utterance.
                 orch.services.registry.opened(piper_worker.worker_id)
-                said = await api.post(f"/sessions/{session_id}/say", json={"text": TEXT})
+                # Long enough (over a minute of audio) that the worker is still synthesizing
+                # it when killed right after its first frame, however fast the machine.
+                said = await api.post(f"/sessions/{session_id}/say", json={"text": TEXT * 6})
                 first = said.json()["utterance_id"]
                 await events.wait("speech_started", utterance_id=first)
-                worker = session.utterances[first].worker
-                assert worker is not None
-                assert worker.worker_id == victim.worker_id
+                handle = session.utterances[first]
+                assert handle.worker is not None
+                assert handle.worker.worker_id == victim.worker_id
                 orch.services.registry.closed(piper_worker.worker_id)
-                await asyncio.sleep(0.5)
-                victim.kill()
+                # Killed once its audio flows (before that, the stream would move to the other
+                # worker unnoticed), and while the worker is still sending it.
+                assert await poll_until(lambda: handle.audio.samples > 0, timeout_seconds=30)
+                assert not handle.audio.complete, "the worker had finished before the kill"
+                victim.kill()  # no await since the check: the stream is still open
                 await events.wait("error", within=30, utterance_id=first)
                 said = await api.post(
                     f"/sessions/{session_id}/say", json={"text": "Still here, on the other worker."}
