@@ -86,6 +86,26 @@ REPLACED = {"onnxruntime-gpu": ("onnxruntime", "1.18.0")}
 # Not pinned by the commit, needed to run it: torch 2.3.1 needs NumPy 1 (upstream pinned
 # 1.26.4 later).
 ADDED = {"numpy": "1.26.4"}
+# The modules cosyvoice2.yaml names at the commit (examples/libritts/cosyvoice2/conf, its
+# `!new:` and `!name:` tags), which HyperPyYAML imports when CosyVoice2() loads the yaml;
+# and those frontend.py imports for text normalization when ttsfrd is absent.
+YAML_MODULES = (
+    "cosyvoice.dataset.processor",
+    "cosyvoice.flow.decoder",
+    "cosyvoice.flow.flow",
+    "cosyvoice.flow.flow_matching",
+    "cosyvoice.hifigan.discriminator",
+    "cosyvoice.hifigan.f0_predictor",
+    "cosyvoice.hifigan.generator",
+    "cosyvoice.hifigan.hifigan",
+    "cosyvoice.llm.llm",
+    "cosyvoice.tokenizer.tokenizer",
+    "cosyvoice.transformer.upsample_encoder",
+    "cosyvoice.utils.common",
+    "matcha.hifigan.models",
+    "matcha.utils.audio",
+)
+FRONTEND_NORMALIZERS = ("tn.chinese.normalizer", "tn.english.normalizer")
 # third_party/Matcha-TTS at the pinned commit (a git submodule of the upstream repository).
 MATCHA_SUBMODULE = "dd9105b34bf2be2230f4aa1e4769fb586a3c824e"
 # CPython of each base release; pynini 2.1.5 (for WeTextProcessing 1.0.3) has wheels for
@@ -167,10 +187,11 @@ def test_matcha_comes_from_the_submodules_commit() -> None:
 
 
 def test_the_build_imports_what_cosyvoice2_loads() -> None:
-    """A missing requirement fails the build, not the first start on a GPU machine."""
+    """A missing requirement fails the build, not the first start on a GPU machine: the
+    build imports CosyVoice2's module, every module its yaml names and the normalizers."""
     [run] = [r for r in builder_runs() if "import cosyvoice.cli.cosyvoice" in r]
-    for module in ("cosyvoice.dataset.processor", "matcha.utils.audio", "tn.english.normalizer"):
-        assert module in run
+    imported = set(re.findall(r"[a-z_]+(?:\.[a-z_0-9]+)+", run.split("import", 1)[1]))
+    assert imported >= {"cosyvoice.cli.cosyvoice", *YAML_MODULES, *FRONTEND_NORMALIZERS}
 
 
 def test_the_chinese_grammar_is_prebuilt_where_the_engine_reads_it() -> None:

@@ -9,9 +9,15 @@ mirrors (paths are inside the CosyVoice repository at that commit):
 R1 layout. cosyvoice/cli/cosyvoice.py `CosyVoice2.__init__`: `model_dir` is a str (it does
    `'-Instruct' in model_dir`); a folder that does not exist would be downloaded from a model
    hub (`snapshot_download`): refused here; no `cosyvoice2.yaml` is a ValueError; the yaml's
-   Qwen LLM is read from `CosyVoice-BlankEN/` (transformers `from_pretrained`, an OSError
-   without it); `campplus.onnx` and `speech_tokenizer_v2.onnx` open in onnxruntime sessions
-   (frontend.py `CosyVoiceFrontEnd.__init__`); `llm.pt`, `hift.pt`, and `flow.cache.pt` with
+   `qwen_pretrain_path` is overridden with `CosyVoice-BlankEN/`, from which transformers
+   reads the Qwen LLM (cosyvoice/llm/llm.py `Qwen2Encoder.__init__`:
+   `Qwen2ForCausalLM.from_pretrained` needs `config.json` and one weights file,
+   model.safetensors first) and its tokenizer (cosyvoice/tokenizer/tokenizer.py
+   `QwenTokenizer.__init__`, built by frontend.py `CosyVoiceFrontEnd.__init__` through the
+   yaml's `get_tokenizer`: `AutoTokenizer.from_pretrained` needs `vocab.json` with
+   `merges.txt`, or `tokenizer.json`); loading fails without them (here an OSError);
+   `campplus.onnx` and `speech_tokenizer_v2.onnx` open in onnxruntime sessions (frontend.py
+   `CosyVoiceFrontEnd.__init__`); `llm.pt`, `hift.pt`, and `flow.cache.pt` with
    `use_flow_cache=True` or `flow.pt` without it, go through `torch.load` (model.py
    `CosyVoiceModel.load`): a FileNotFoundError for any missing one.
 R2 optional speakers. frontend.py `CosyVoiceFrontEnd.__init__`: `spk2info.pt` is loaded when
@@ -87,8 +93,24 @@ STOCK_FILES = (
     "campplus.onnx",
     "speech_tokenizer_v2.onnx",
     "CosyVoice-BlankEN/config.json",
+    "CosyVoice-BlankEN/generation_config.json",
     "CosyVoice-BlankEN/model.safetensors",
+    "CosyVoice-BlankEN/tokenizer_config.json",
+    "CosyVoice-BlankEN/vocab.json",
+    "CosyVoice-BlankEN/merges.txt",
 )
+# R1: what transformers 4.40.1 (the commit's pin) accepts in the Qwen folder, in its order:
+# `PreTrainedModel.from_pretrained` and `PreTrainedTokenizerFast.__init__`.
+QWEN_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+QWEN_TOKENIZER = (("vocab.json", "merges.txt"), ("tokenizer.json",))
+# Read only when present: `GenerationConfig.from_pretrained` (in a try) and the tokenizer's
+# `tokenizer_config.json` (its class then comes from config.json's `model_type`).
+QWEN_READ_IF_PRESENT = ("generation_config.json", "tokenizer_config.json")
 UPSTREAM_STATE = ("tts_speech_token_dict", "llm_end_dict", "hift_cache_dict", "flow_cache_dict")
 
 
@@ -332,8 +354,13 @@ class FakeCosyVoice2:
             raise RuntimeError(f"R1: CosyVoice2 would download {model_dir} from a model hub")
         if not (folder / "cosyvoice2.yaml").exists():
             raise ValueError(f"{folder / 'cosyvoice2.yaml'} not found!")
-        if not (folder / "CosyVoice-BlankEN" / "config.json").exists():
-            raise OSError(f"R1: no Qwen config in {folder / 'CosyVoice-BlankEN'}")
+        qwen = folder / "CosyVoice-BlankEN"
+        if not (qwen / "config.json").exists():
+            raise OSError(f"R1: no Qwen config in {qwen}")
+        if not any((qwen / name).exists() for name in QWEN_WEIGHTS):
+            raise OSError(f"R1: Error no file named {', '.join(QWEN_WEIGHTS)} found in {qwen}")
+        if not any(all((qwen / name).exists() for name in files) for files in QWEN_TOKENIZER):
+            raise OSError(f"R1: no Qwen tokenizer files in {qwen}")
         for name in ("campplus.onnx", "speech_tokenizer_v2.onnx"):
             if not (folder / name).exists():
                 raise RuntimeError(f"R1: onnxruntime cannot open {folder / name}")

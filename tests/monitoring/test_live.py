@@ -8,6 +8,7 @@ an alert travels through a real Alertmanager to a webhook."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -30,13 +31,32 @@ from tests.tts_worker.grpc_client import text as grpc_text
 
 pytestmark = pytest.mark.slow
 
-# CUDA-only series: a CPU worker exports none, so their panels are empty here by design
-# (GpuMemoryCollector is unit-tested with a fake NVML in test_worker_metrics.py).
+# GPU series: the worker exports them when NVML answers (a GPU machine with nvidia-ml-py) and
+# not otherwise; their panels are checked against what NVML says here (GpuMemoryCollector is
+# unit-tested with a fake NVML in test_worker_metrics.py).
 LONG_TEXT = (
     "Here is the full list of opening hours for every branch in the city. The central branch "
     "opens at eight in the morning and closes at six in the evening on weekdays."
 )
-GPU_ONLY = {"voiceorch_worker_gpu_memory_used_bytes", "voiceorch_worker_gpu_memory_total_bytes"}
+GPU_ONLY = {
+    "voiceorch_worker_gpu_memory_used_bytes",
+    "voiceorch_worker_gpu_memory_total_bytes",
+    "voiceorch_worker_gpu_utilization_ratio",
+}
+
+
+def nvml_devices() -> int:
+    """The GPUs NVML reports on this machine, read here apart from the worker: 0 without
+    nvidia-ml-py, without a driver or without a device."""
+    try:
+        nvml: Any = importlib.import_module("pynvml")
+        nvml.nvmlInit()
+    except Exception:  # no package, no driver: the worker exports no GPU series either
+        return 0
+    try:
+        return int(nvml.nvmlDeviceGetCount())
+    finally:
+        nvml.nvmlShutdown()
 
 
 @dataclass
@@ -381,19 +401,20 @@ async def test_counters_moved_by_traffic_are_positive(stack: Stack) -> None:
 
 async def test_every_panel_query_returns_data(stack: Stack) -> None:
     """Each query of each dashboard, as Grafana would run it, returns series, and the
-    barge-in panels carry the session's real (non-zero) data. Only the CUDA panel is empty
-    on this CPU-only machine."""
+    barge-in panels carry the session's real (non-zero) data. The GPU panel shows one series
+    per device NVML reports on this machine, and none where it reports none."""
 
     async def traffic_scraped() -> None:
         assert await stack.scalar("sum(voiceorch_requests_total)") == stack.traffic.requests
 
     await eventually(traffic_scraped)
+    devices = {str(index) for index in range(nvml_devices())}
     empty, zero_only = [], []
     for query in panel_queries():
         result = await stack.query(query.expr)
         where = f"{query.dashboard} / {query.panel} / {query.ref}: {query.expr}"
         if metric_names(query.expr) <= GPU_ONLY:
-            assert result == [], where  # nothing exports GPU memory without CUDA
+            assert {r["metric"].get("device") for r in result} == devices, where
             continue
         if not result:
             empty.append(where)

@@ -23,6 +23,8 @@ from tts_worker.engines import ENGINES, create_engine
 from tts_worker.engines.base import VoiceNotFoundError
 from tts_worker.engines.cosyvoice import (
     OPTIONAL_FILES,
+    QWEN_ALTERNATIVES,
+    QWEN_DIR,
     REQUIRED_FILES,
     UPSTREAM_COMMIT,
     ZH_NORMALIZER_FILES,
@@ -105,14 +107,41 @@ def test_each_required_file_is_one_upstream_needs(model_dir: Path, name: str) ->
 
 
 def test_optional_files_are_not_required(tmp_path: Path, upstream: list[object]) -> None:
-    """R2: spk2info.pt (absent from the stock download) and flow.pt (non-streaming only) may
-    be missing; every other stock file is what the engine requires."""
-    folder = fake.write_model_dir(tmp_path / "m", without=OPTIONAL_FILES)
+    """R1, R2: spk2info.pt (absent from the stock download), flow.pt (non-streaming only) and
+    the Qwen files transformers reads only when present may be missing; every other stock
+    file is one the engine requires, alone or as one of a Qwen file set."""
+    if_present = tuple(f"{QWEN_DIR}/{name}" for name in fake.QWEN_READ_IF_PRESENT)
+    folder = fake.write_model_dir(tmp_path / "m", without=OPTIONAL_FILES + if_present)
     model = load_cosyvoice2(folder)
     assert model.list_available_spks() == []
-    assert set(REQUIRED_FILES) | set(OPTIONAL_FILES) >= set(fake.STOCK_FILES) - {
-        "CosyVoice-BlankEN/model.safetensors"  # read by transformers, whose error names it
+    in_qwen_sets = {
+        f"{QWEN_DIR}/{name}"
+        for alternatives in QWEN_ALTERNATIVES.values()
+        for files in alternatives
+        for name in files
     }
+    classified = set(REQUIRED_FILES) | set(OPTIONAL_FILES) | in_qwen_sets | set(if_present)
+    assert set(fake.STOCK_FILES) <= classified
+
+
+@pytest.mark.parametrize("what", sorted(QWEN_ALTERNATIVES))
+def test_the_qwen_folder_holds_what_transformers_reads(
+    tmp_path: Path, upstream: list[object], what: str
+) -> None:
+    """R1: the Qwen LLM's weights and its tokenizer in CosyVoice-BlankEN/. With none of a
+    part's file sets, the engine refuses the folder naming the part, and upstream fails too;
+    any one set satisfies both."""
+    alternatives = QWEN_ALTERNATIVES[what]
+    every = tuple(f"{QWEN_DIR}/{name}" for files in alternatives for name in files)
+    for n, files in enumerate(alternatives):
+        folder = fake.write_model_dir(tmp_path / f"set-{n}", without=every)
+        with pytest.raises(CosyVoiceWeightsMissing, match=what):
+            load_cosyvoice2(folder)
+        with pytest.raises(OSError, match="R1"):
+            fake.FakeCosyVoice2(str(folder), use_flow_cache=True)
+        for name in files:
+            (folder / QWEN_DIR / name).write_bytes(b"")
+        assert load_cosyvoice2(folder).list_available_spks() == []
 
 
 def test_loader_builds_the_streaming_mode(
@@ -133,6 +162,25 @@ def test_a_model_built_without_flow_cache_cannot_stream(model_dir: Path, tmp_pat
     with pytest.raises(AssertionError, match="use_flow_cache=True"):
         next(engine.synthesize("narrator", SENTENCE))
     wait_until_ended(model.model.llm_threads)
+
+
+def test_upstream_ignores_speed_when_streaming(model_dir: Path) -> None:
+    """R3, why the engine declares no speed control (the worker then refuses a speed): in
+    streaming upstream never hands `speed` to token2wav; only its non-streaming mode does."""
+
+    def samples(model: fake.FakeCosyVoice2, stream: bool, speed: float) -> int:
+        outputs = model.inference_zero_shot(
+            SENTENCE, "", "", zero_shot_spk_id="voice", stream=stream, speed=speed
+        )
+        return sum(c["tts_speech"].shape[1] for c in outputs)
+
+    streaming = fake.FakeCosyVoice2(str(model_dir), use_flow_cache=True)
+    whole = fake.FakeCosyVoice2(str(model_dir), use_flow_cache=False)
+    for model in (streaming, whole):
+        model.add_zero_shot_spk("Hi.", np.ones((1, 32000), dtype=np.float32), "voice")
+    assert samples(streaming, True, 2.0) == samples(streaming, True, 1.0)
+    assert samples(whole, False, 2.0) < samples(whole, False, 1.0)
+    assert CosyVoiceEngine.supports_speed is False
 
 
 def test_stock_weights_without_voices_are_refused(model_dir: Path, upstream: list[object]) -> None:
@@ -335,8 +383,11 @@ def test_a_finished_utterance_leaves_nothing_behind(
 ) -> None:
     engine = CosyVoiceEngine(model_dir, zero_shot={"narrator": narrator(tmp_path)})
     [model] = upstream
-    assert list(engine.synthesize("narrator", "One sentence. Then another."))
+    for _ in range(3):
+        assert list(engine.synthesize("narrator", "One sentence. Then another."))
     wait_until_ended(model.model.llm_threads)
+    assert len(model.model.llm_threads) == 6
+    assert engine.live_llm_threads() == []  # none kept once ended: nothing accumulates
     assert engine.upstream_state() == {
         **dict.fromkeys(fake.UPSTREAM_STATE, 0),
         "spk2info_private": 0,

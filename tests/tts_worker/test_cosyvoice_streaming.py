@@ -219,6 +219,18 @@ async def test_pause_holds_frames_until_resume(worker: InProcess) -> None:
     assert received.audio_seconds == pytest.approx(seconds_of(SENTENCE), abs=0.021)
 
 
+async def test_a_speed_is_refused_since_upstream_streams_without_one(worker: InProcess) -> None:
+    """Upstream's streaming mode ignores `speed` (R3): the worker refuses it, naming the
+    field, rather than speak at another speed than asked."""
+    stream = Stream(worker.channel)
+    # Only the config, as below: the worker ends the stream on it.
+    await stream.send(config(utterance_id="cosy-speed", voice="guide", speed=1.5))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stream.read_all()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "speed 1.5: the cosyvoice engine has no speed control" in (caught.value.details() or "")
+
+
 async def test_unknown_voice_is_not_found(worker: InProcess) -> None:
     stream = Stream(worker.channel)
     # Only the config: the worker ends the stream on it, and a write racing that end can

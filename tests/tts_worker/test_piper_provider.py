@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -190,6 +192,30 @@ def test_gpu_check_without_a_gpu_says_so_and_measures_nothing(
     assert gpu_check.main(["--out", str(out)], cards=lambda: []) == gpu_check.NO_GPU_EXIT
     error = capsys.readouterr().err
     assert "no NVIDIA GPU found" in error and "nothing was measured" in error
+    assert not out.exists()
+
+
+def test_the_one_command_without_a_gpu_exits_with_its_message(tmp_path: Path) -> None:
+    """scripts/gpu_check.sh itself, on a PATH that holds no nvidia-smi (forced, so this holds
+    on a GPU runner too): exit 2 with the message, nothing measured or written."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("bash", "dirname"):  # what the script runs before Python
+        found = shutil.which(tool)
+        assert found is not None
+        (tools / tool).symlink_to(found)
+    out = tmp_path / "gpu.json"
+    done = subprocess.run(
+        [str(gpu_check.ROOT / "scripts" / "gpu_check.sh"), "--out", str(out)],
+        env={"PATH": str(tools)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == gpu_check.NO_GPU_EXIT, done.stderr
+    assert "gpu_check: no NVIDIA GPU found" in done.stderr
+    assert "nothing was measured" in done.stderr
     assert not out.exists()
 
 

@@ -7,11 +7,15 @@ torch are not part of the CPU install, so both are imported lazily, inside `load
 What this engine relies on, file and function at the pinned commit:
 
 - cosyvoice/cli/cosyvoice.py `CosyVoice2.__init__(model_dir, load_jit, load_trt, fp16,
-  use_flow_cache)`: reads `cosyvoice2.yaml` (its Qwen LLM from `CosyVoice-BlankEN/`),
-  `llm.pt`, `hift.pt`, `campplus.onnx`, `speech_tokenizer_v2.onnx`, and `flow.cache.pt`
-  when `use_flow_cache` is set (`flow.pt` otherwise); `spk2info.pt` only if it exists
-  (frontend.py `CosyVoiceFrontEnd.__init__`). A folder that does not exist is fetched from
-  a model hub there: `check_weights` refuses it first, so that never happens.
+  use_flow_cache)`: reads `cosyvoice2.yaml` with `qwen_pretrain_path` set to
+  `CosyVoice-BlankEN/`, from which transformers loads the Qwen LLM (cosyvoice/llm/llm.py
+  `Qwen2Encoder.__init__`: `Qwen2ForCausalLM.from_pretrained`, config and weights) and its
+  tokenizer (cosyvoice/tokenizer/tokenizer.py `QwenTokenizer.__init__`:
+  `AutoTokenizer.from_pretrained`, vocab and merges); then `llm.pt`, `hift.pt`,
+  `campplus.onnx`, `speech_tokenizer_v2.onnx`, and `flow.cache.pt` when `use_flow_cache` is
+  set (`flow.pt` otherwise); `spk2info.pt` only if it exists (frontend.py
+  `CosyVoiceFrontEnd.__init__`). A folder that does not exist is fetched from a model hub
+  there: `check_weights` refuses it first, so that never happens.
 - cosyvoice/cli/model.py `CosyVoice2Model.tts`: with `stream=True` it asserts
   `use_flow_cache is True` (and without it, that it is False). The worker always streams,
   so the model is built with `use_flow_cache=True`, which needs `flow.cache.pt`.
@@ -25,7 +29,8 @@ What this engine relies on, file and function at the pinned commit:
   and `CosyVoice.inference_sft(text, spk_id, stream=True)` for a built-in `spk2info.pt`
   entry holding an `embedding` (frontend.py `frontend_sft`). Both split the text with
   `CosyVoiceFrontEnd.text_normalize` and yield `{"tts_speech": (1, n) tensor}` chunks at
-  24 kHz, which the worker's framer resamples.
+  `CosyVoice2.sample_rate` (the yaml's `sample_rate`, 24 kHz), which the worker's framer
+  resamples.
 - `speed`: in streaming, model.py `CosyVoice2Model.tts` passes it to `token2wav` only in
   the non-streaming branch, so a streamed utterance ignores it: the engine declares
   `supports_speed = False` and the worker refuses other speeds.
@@ -73,6 +78,8 @@ from tts_worker.engines.cosyvoice_upstream import (
     OPTIONAL_FILES,
     PIPER_DEFAULT_VOICE,
     PROMPT_SAMPLE_RATE,
+    QWEN_ALTERNATIVES,
+    QWEN_DIR,
     REQUIRED_FILES,
     UPSTREAM_COMMIT,
     UPSTREAM_REPOSITORY,
@@ -117,6 +124,8 @@ __all__ = [
     "OPTIONAL_FILES",
     "PIPER_DEFAULT_VOICE",
     "PROMPT_SAMPLE_RATE",
+    "QWEN_ALTERNATIVES",
+    "QWEN_DIR",
     "REQUIRED_FILES",
     "ReferenceClipError",
     "UPSTREAM_COMMIT",
@@ -161,14 +170,15 @@ class _Generations:
     model's per-uuid dicts under the model's lock, as upstream does at the end of `tts`, and
     removes the private entry. A LLM thread still generating then finds its token list gone
     (a KeyError for its uuid at its next token) and ends there; `_llm_job` takes that as the
-    stop and drops whatever the thread wrote after the drop.
+    stop and drops whatever the thread wrote after the drop. Each LLM thread of ours is
+    tracked from its start to its end only, so nothing accumulates over a worker's life.
     """
 
     def __init__(self, model: CosyVoiceModel) -> None:
         self._cosy = model
         self._upstream_llm_job = model.model.llm_job
         self._by_key: dict[int, _Generation] = {}
-        self._threads: list[threading.Thread] = []  # LLM threads of our utterances
+        self._threads: set[threading.Thread] = set()  # our LLM threads, until they end
         self._lock = threading.Lock()
         self._counter = itertools.count()
         # An instance attribute: upstream's tts() reads `self.llm_job` when it starts a thread.
@@ -199,7 +209,6 @@ class _Generations:
     def live_llm_threads(self) -> list[threading.Thread]:
         """LLM threads of this engine's utterances that have not ended yet."""
         with self._lock:
-            self._threads = [thread for thread in self._threads if thread.is_alive()]
             return list(self._threads)
 
     def _drop(self, uuids: list[str]) -> None:
@@ -214,21 +223,21 @@ class _Generations:
         """Stands in for `CosyVoice2Model.llm_job(text, prompt_text, llm_prompt_speech_token,
         llm_embedding, uuid)`, which model.py `tts` starts as a thread with positional args."""
         llm_embedding, uuid = job[3], job[4]
+        thread = threading.current_thread()
         with self._lock:
             generation = self._by_key.get(id(llm_embedding))
             if generation is not None and generation.key is not llm_embedding:
                 generation = None
             if generation is not None:
                 generation.uuids.append(uuid)
-                self._threads.append(threading.current_thread())
+                self._threads.add(thread)
                 stopped = generation.stopped
         if generation is None:  # not started by this engine: upstream's job, untouched
             self._upstream_llm_job(*job)
             return
-        if stopped:
-            self._drop([uuid])
-            return
         try:
+            if stopped:
+                return
             self._upstream_llm_job(*job)
         except KeyError as exc:
             if not (generation.stopped and exc.args == (uuid,)):
@@ -237,6 +246,8 @@ class _Generations:
         finally:
             if generation.stopped:
                 self._drop([uuid])  # e.g. the end-of-generation flag set after finish()
+            with self._lock:
+                self._threads.discard(thread)
 
 
 class CosyVoiceEngine:

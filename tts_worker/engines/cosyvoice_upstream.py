@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 UPSTREAM_REPOSITORY = "FunAudioLLM/CosyVoice"
 UPSTREAM_COMMIT = "37e48dd3184d19707372e8a8775e0f8a3a3ef0ac"
-# What CosyVoice2(model_dir, use_flow_cache=True) opens (see the module docstring).
+# What CosyVoice2(model_dir, use_flow_cache=True) opens (see the engine's docstring).
 REQUIRED_FILES = (
     "cosyvoice2.yaml",
     "llm.pt",
@@ -36,6 +36,20 @@ REQUIRED_FILES = (
     "speech_tokenizer_v2.onnx",
     "CosyVoice-BlankEN/config.json",
 )
+# The Qwen LLM and its tokenizer, which transformers reads from CosyVoice-BlankEN/ (llm.py
+# `Qwen2Encoder.__init__`: `Qwen2ForCausalLM.from_pretrained`; tokenizer.py
+# `QwenTokenizer.__init__`: `AutoTokenizer.from_pretrained`): each needs one of its sets of
+# files, the first being the stock download's.
+QWEN_DIR = "CosyVoice-BlankEN"
+QWEN_ALTERNATIVES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Qwen weights": (
+        ("model.safetensors",),
+        ("model.safetensors.index.json",),
+        ("pytorch_model.bin",),
+        ("pytorch_model.bin.index.json",),
+    ),
+    "Qwen tokenizer": (("vocab.json", "merges.txt"), ("tokenizer.json",)),
+}
 # Read when present: built-in speakers; `flow.pt` serves only the non-streaming mode.
 OPTIONAL_FILES = ("spk2info.pt", "flow.pt")
 PROMPT_SAMPLE_RATE = 16000  # CosyVoice takes its reference clips at 16 kHz
@@ -114,10 +128,16 @@ class ReferenceClipError(ValueError):
 
 
 def missing_weights(model_dir: Path) -> list[str]:
-    """The files CosyVoice 2 needs that model_dir lacks (all of them if it is no folder)."""
-    if not model_dir.is_dir():
-        return list(REQUIRED_FILES)
-    return [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+    """The files CosyVoice 2 needs that model_dir lacks (all of them if it is no folder); a
+    Qwen file set with none of its alternatives present is named by its first one."""
+    missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+    for what, alternatives in QWEN_ALTERNATIVES.items():
+        if not any(
+            all((model_dir / QWEN_DIR / name).is_file() for name in files) for files in alternatives
+        ):
+            first, *others = (" + ".join(files) for files in alternatives)
+            missing.append(f"{QWEN_DIR}/{first} ({what}; or {', '.join(others)})")
+    return missing
 
 
 def check_weights(model_dir: Path) -> None:
