@@ -111,7 +111,7 @@ async def synthesize(body: SynthesizeRequest, service: Synthesis) -> Response:
 async def openai_speech(body: SpeechRequest, service: Synthesis) -> Response:
     job = SpeechJob(
         text=body.input,
-        voice=body.voice_name,
+        voice=body.voice,
         model=body.model,
         sample_rate=OPENAI_PCM_RATE,
         format=body.response_format,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from orchestrator.synthesis.encoders import ResponseFormat
 
@@ -21,6 +21,7 @@ _NORMALIZE = (
     "times, units and addresses spelled out (English voices). Omitted: the server's "
     "setting (on by default)."
 )
+Speed = Annotated[float, Field(ge=MIN_SPEED, le=MAX_SPEED, allow_inf_nan=False, description=_SPEED)]
 
 
 def _must_say_something(text: str) -> str:
@@ -52,9 +53,7 @@ class SynthesizeRequest(BaseModel):
         default=ResponseFormat.WAV,
         description=f"{_FORMATS}, or `mulaw` (8 kHz G.711, headerless, for telephony).",
     )
-    speed: float = Field(
-        default=1.0, ge=MIN_SPEED, le=MAX_SPEED, allow_inf_nan=False, description=_SPEED
-    )
+    speed: Speed = 1.0
     normalize: bool | None = Field(default=None, description=_NORMALIZE)
     timestamps: bool = Field(
         default=False,
@@ -66,10 +65,11 @@ class SynthesizeRequest(BaseModel):
     _check_text = field_validator("text")(_must_say_something)
 
 
-class VoiceId(BaseModel):
-    """OpenAI's custom voice reference, `{"id": "..."}`."""
-
-    id: str = Field(min_length=1, max_length=200)
+def _voice_by_id(value: object) -> object:
+    """OpenAI's custom voice reference `{"id": "..."}` names the voice by its id."""
+    if isinstance(value, dict) and set(value) == {"id"}:
+        return value["id"]
+    return value
 
 
 class SpeechRequest(BaseModel):
@@ -86,10 +86,13 @@ class SpeechRequest(BaseModel):
         "(its voices only), or a voice name (used when `voice` is an OpenAI voice name).",
     )
     input: str = Field(min_length=1, description="Text to speak.")
-    voice: Annotated[str, Field(min_length=1, max_length=200)] | VoiceId | None = Field(
+    voice: Annotated[str | None, BeforeValidator(_voice_by_id)] = Field(
         default=None,
+        min_length=1,
+        max_length=200,
         description="Voice name, or an alias: OpenAI's voice names map to the default voice "
-        "unless ORCH_VOICE_ALIASES says otherwise. The default voice when omitted.",
+        'unless ORCH_VOICE_ALIASES says otherwise; `{"id": name}` works too. The default '
+        "voice when omitted.",
     )
     instructions: str | None = Field(
         default=None,
@@ -102,9 +105,7 @@ class SpeechRequest(BaseModel):
         description=f"{_FORMATS} (24 kHz s16le, as OpenAI's pcm), or `mulaw`. Default mp3, as "
         "OpenAI's.",
     )
-    speed: float = Field(
-        default=1.0, ge=MIN_SPEED, le=MAX_SPEED, allow_inf_nan=False, description=_SPEED
-    )
+    speed: Speed = 1.0
     stream_format: Literal["audio", "sse"] = Field(
         default="audio",
         description="`audio`: the encoded audio as the body. `sse`: server-sent events "
@@ -114,10 +115,6 @@ class SpeechRequest(BaseModel):
     normalize: bool | None = Field(default=None, description=_NORMALIZE)
 
     _check_input = field_validator("input")(_must_say_something)
-
-    @property
-    def voice_name(self) -> str | None:
-        return self.voice.id if isinstance(self.voice, VoiceId) else self.voice
 
 
 class VoiceOut(BaseModel):

@@ -16,7 +16,7 @@ from orchestrator.synthesis import api_router
 from orchestrator.synthesis.audio_response import EncodedSpeech
 from orchestrator.synthesis.serving import SpeechJob, StartedSynthesis
 from tests.audio_checks import parse_wav, transcribe, word_error_rate
-from tests.synthesis.decoders import decode
+from tests.synthesis.decoders import CONTENT_TYPES, decode
 from tts_rpc.v1 import tts_pb2
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
@@ -24,15 +24,6 @@ LONG = (
     "The first sentence is short. The second one takes a little longer to say. "
     "A third sentence follows the second one here. And the fourth sentence ends this text."
 )
-CONTENT_TYPES = {
-    "mp3": "audio/mpeg",
-    "opus": "audio/ogg; codecs=opus",
-    "aac": "audio/aac",
-    "flac": "audio/flac",
-    "wav": "audio/wav",
-    "pcm": "audio/pcm",
-    "mulaw": "audio/basic",
-}
 # The voice speaks at 22.05 kHz: mp3, aac, flac, wav and pcm keep it, Opus takes the next
 # rate its codec has, and G.711 is 8 kHz by definition.
 RATES = {"opus": 24000, "mulaw": 8000}

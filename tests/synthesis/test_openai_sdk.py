@@ -12,18 +12,10 @@ import openai
 import pytest
 
 from tests.audio_checks import Pcm, transcribe, word_error_rate
-from tests.synthesis.decoders import decode
+from tests.synthesis.decoders import CONTENT_TYPES, decode
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 OPENAI_FORMATS = ["mp3", "opus", "aac", "flac", "wav", "pcm"]
-CONTENT_TYPES = {
-    "mp3": "audio/mpeg",
-    "opus": "audio/ogg; codecs=opus",
-    "aac": "audio/aac",
-    "flac": "audio/flac",
-    "wav": "audio/wav",
-    "pcm": "audio/pcm",
-}
 
 
 @pytest.fixture

@@ -114,10 +114,11 @@ async def heard(channel: grpc.aio.Channel, words: str, **fields: object) -> str:
 
 
 async def test_the_worker_normalizes_unless_told_verbatim(channel: grpc.aio.Channel) -> None:
-    """Through real Piper: by default "$49.95" is said with its cents, and fenced code is not
-    read; with verbatim the engine gets the text as it is (Piper's own reading)."""
-    source = "It costs $49.95 today.\n```\nprint(banana)\n```\nThanks."
+    """Through real Piper, as Whisper hears it: by default the emphasis markers are silent
+    and fenced code is not read; with verbatim the engine gets the text as it is, and Piper
+    says "asterisk" and reads the code."""
+    source = "It is **really** cheap.\n```\nprint(banana)\n```\nThanks."
     normalized = await heard(channel, source)
-    assert "cents" in normalized and "banana" not in normalized
+    assert "asterisk" not in normalized and "banana" not in normalized, normalized
     as_sent = await heard(channel, source, verbatim=True)
-    assert "cents" not in as_sent and "banana" in as_sent
+    assert "asterisk" in as_sent and "banana" in as_sent, as_sent
