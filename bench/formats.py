@@ -5,7 +5,8 @@
   The target is <= 1.1 for mp3 and opus: encoding must not hold the first audio back.
 - Encoder CPU per audio second: CPU time of the encoding thread for real Piper speech fed
   in 20 ms frames, as the orchestrator feeds it.
-- Normalization cost per 1,000 characters, on the corpus and on LLM-style markdown.
+- Normalization cost per 1,000 characters, on the corpus and on LLM-style markdown: the
+  whole text at once, and as the worker does it (segment by segment as the text streams in).
 
 Run alone with `python -m bench.formats [--quick] [--out DIR]`; `bench/run.py` calls `run()`.
 Nothing is asserted: the machines are shared and noisy.
@@ -24,7 +25,9 @@ import httpx
 from bench.stack import Stack, running_stack
 from bench.stats import summary
 from orchestrator.synthesis.encoders import ResponseFormat, create_encoder
-from orchestrator.synthesis.text import normalize
+from tts_worker.text import normalize
+from tts_worker.text.segments import UtteranceText
+from tts_worker.text_segmenter import TextSegmenter
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = json.loads((ROOT / "bench" / "corpus.json").read_text(encoding="utf-8"))
@@ -95,17 +98,39 @@ def encoder_cpu(pcm: bytes, rate: int, iterations: int) -> dict[str, Any]:
     return result
 
 
+def _worker_path_seconds(text: str, chunk: int = 40) -> float:
+    """What the worker does with a streamed text: watch it arrive, normalize each segment
+    (the segmenter's own cost is left out: it runs with normalization off too)."""
+    words = UtteranceText()
+    segments = []
+    segmenter = TextSegmenter()
+    for i in range(0, len(text), chunk):
+        segments += segmenter.push(text[i : i + chunk])
+    segments += segmenter.flush()
+    started = time.perf_counter()
+    for i in range(0, len(text), chunk):
+        words.push(text[i : i + chunk])
+    for segment in segments:
+        words.spoken(segment)
+    return time.perf_counter() - started
+
+
 def normalization_cost(iterations: int) -> dict[str, Any]:
     """Seconds of normalization per 1,000 characters of input."""
     texts = {"corpus": " ".join(CORPUS.values()), "markdown": MARKDOWN * 20}
     result: dict[str, Any] = {}
     for name, text in texts.items():
-        costs = []
+        whole, streamed = [], []
         for _ in range(max(3, iterations)):
             started = time.perf_counter()
             normalize(text)
-            costs.append((time.perf_counter() - started) / len(text) * 1000)
-        result[name] = {"chars": len(text), "seconds_per_1000_chars": summary(costs)}
+            whole.append((time.perf_counter() - started) / len(text) * 1000)
+            streamed.append(_worker_path_seconds(text) / len(text) * 1000)
+        result[name] = {
+            "chars": len(text),
+            "seconds_per_1000_chars": summary(whole),
+            "worker_segments_seconds_per_1000_chars": summary(streamed),
+        }
     return result
 
 
@@ -129,7 +154,11 @@ def table(result: dict[str, Any]) -> str:
         rows.append(f"{fmt:8} {first * 1000:13.1f}ms {ratio:10.2f} {cpu:12.4f}")
     for name, row in result["normalization"].items():
         cost = row["seconds_per_1000_chars"]["p50"] * 1000
-        rows.append(f"normalization ({name}): {cost:.2f} ms per 1,000 characters")
+        streamed = row["worker_segments_seconds_per_1000_chars"]["p50"] * 1000
+        rows.append(
+            f"normalization ({name}): {cost:.2f} ms per 1,000 characters whole, "
+            f"{streamed:.2f} ms segment by segment as the worker does it"
+        )
     return "\n".join(rows)
 
 

@@ -16,7 +16,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import bargein, baselines, concurrency, first_audio, metrics_overhead, overheads, plots
+from bench import (
+    bargein,
+    baselines,
+    concurrency,
+    first_audio,
+    formats,
+    metrics_overhead,
+    overheads,
+    plots,
+)
 from bench.stack import running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,6 +145,13 @@ def main() -> None:
         report["scenarios"]["concurrency"] = conc
         print(f"\nConcurrency, {conc_text} text (rtf = request -> last byte / audio seconds)")
         print(concurrency.table(conc))
+
+        fmt_text = CORPUS["short" if args.quick else "long_sentence"]
+        report["scenarios"]["formats"] = formats.run(stack, iterations, fmt_text)
+        report["wall_seconds"]["formats"] = round(time.perf_counter() - mark, 1)
+        mark = time.perf_counter()
+        print("\nResponse formats (first byte over POST /synthesize; x pcm = ratio to raw PCM)")
+        print(formats.table(report["scenarios"]["formats"]))
 
     interruptions, false_interruptions = (2, 1) if args.quick else (20, 5)
     bargein_result = bargein.run(interruptions, false_interruptions)

@@ -38,6 +38,7 @@ def synthesis_options(settings: OrchestratorSettings) -> SynthesisOptions:
     return SynthesisOptions(
         max_text_chars=settings.max_text_chars,
         voice_aliases=dict(settings.voice_aliases),
+        normalize_text=settings.normalize_text,
         stream=stream_options(settings),
     )
 
@@ -49,6 +50,7 @@ _MANAGER_LIMITS = {
     "replica_ttl_seconds",
     "user_token_ttl_seconds",
     "livekit_public_url",
+    "normalize_text",
 }
 
 

@@ -25,6 +25,7 @@ class Subject(enum.StrEnum):
     BODY = "body"
     TEXT = "text"
     VOICE = "voice"
+    MODEL = "model"
     SPEED = "speed"
     FORMAT = "format"
     SESSION = "session_id"
@@ -64,6 +65,7 @@ RATE_LIMITED = _code("rate_limited", Fault.CLIENT)
 # Synthesis.
 TEXT_TOO_LONG = _code("text_too_long", Fault.CLIENT)
 VOICE_NOT_FOUND = _code("voice_not_found", Fault.CLIENT)
+MODEL_NOT_FOUND = _code("model_not_found", Fault.CLIENT)
 NO_AUDIO = _code("no_audio", Fault.CLIENT)
 NO_WORKER = _code("no_worker", Fault.SERVER)
 WORKER_UNAVAILABLE = _code("worker_unavailable", Fault.SERVER)
@@ -136,6 +138,14 @@ def invalid_value(message: str, subject: Subject = Subject.BODY) -> ServiceError
 
 def voice_not_found(voice: str, known: list[str]) -> VoiceNotFound:
     return VoiceNotFound(voice, known)
+
+
+def model_not_found(model: str, known: list[str]) -> ServiceError:
+    return ServiceError(
+        MODEL_NOT_FOUND,
+        f"model {model!r} is not available; available models: {known}",
+        subject=Subject.MODEL,
+    )
 
 
 def voice_refused(detail: str) -> ServiceError:

@@ -6,6 +6,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from fleet.logs import LogSettings
+from orchestrator.synthesis.voices import DEFAULT_VOICE_ALIAS, OPENAI_VOICES
 
 
 class OrchestratorSettings(LogSettings):
@@ -38,8 +39,18 @@ class OrchestratorSettings(LogSettings):
     """Embedded mode: how long a polled worker stays registered after its last answer."""
     default_voice: str | None = None
     """Voice used when a request names none; defaults to the first worker's default voice."""
-    voice_aliases: dict[str, str] = Field(default_factory=dict)
-    """Extra names for voices, e.g. {"alloy": "en_US-joe-medium"} for OpenAI clients."""
+    voice_aliases: dict[str, str] = Field(
+        default_factory=lambda: dict.fromkeys(OPENAI_VOICES, DEFAULT_VOICE_ALIAS)
+    )
+    """Extra names for voices. By default OpenAI's voice names say the default voice, so
+    code written for OpenAI works unchanged; map them to voices of your fleet, e.g.
+    {"alloy": "en_US-joe-medium", "nova": "en_US-amy-medium"} (the map replaces the default
+    one). A target of "default" is the voice a request without one gets. Unknown names are
+    404, never a substitute."""
+    normalize_text: bool = True
+    """Read text as a person would (markdown and emoji dropped; numbers, prices, dates,
+    times, units and addresses spelled out for English voices) unless a request says
+    `normalize: false`. false: text reaches the engine as sent unless a request says true."""
 
     max_text_chars: int = Field(default=5000, ge=1)
     """Longest text accepted by /synthesize and /v1/audio/speech (longer: 413)."""

@@ -46,9 +46,12 @@ def test_bench_quick_run_writes_results(tmp_path: Path) -> None:
     assert overheads["orchestrator_sessions"]["sessions"] == 1
     assert report["wyoming_piper"]["ran"] is False  # skipped in --quick
     assert "metrics_overhead" in report["scenarios"]
+    formats = report["scenarios"]["formats"]
+    assert formats["first_byte_vs_pcm"]["mp3"]["n"] == 1
+    assert formats["encoder"]["opus"]["cpu_seconds_per_audio_second"]["n"] == 1
     assert {p.name.removeprefix(result.stem) for p in tmp_path.glob("*.png")} == {
         "-first-audio.png",
         "-concurrency.png",
     }
-    for heading in ("First audio", "Concurrency", "Barge-in", "Overheads"):
+    for heading in ("First audio", "Concurrency", "Response formats", "Barge-in", "Overheads"):
         assert heading in done.stdout

@@ -127,6 +127,13 @@ class TextSegmenter:
         if not (following.isspace() or is_cjk(following)):
             return False
         if char in _CLAUSE_END:
+            if char == "," and i > 0 and self._buffer[i - 1].isdigit():
+                # "Jan 5, 2024" or "1, 2, 3": cut there, the year would be read as a number.
+                if i + 2 >= len(self._buffer):
+                    if not final:
+                        return None
+                elif self._buffer[i + 2].isdigit():
+                    return False
             return self._long_enough(weight)
         if char == ".":
             words = self._buffer[:i].split()

@@ -19,6 +19,7 @@ import grpc
 from tts_rpc.v1 import tts_pb2
 from tts_worker.audio_framer import BYTES_PER_SAMPLE, AudioFramer
 from tts_worker.engines.base import Engine, EngineAudio, TimedAudio, VoiceSpec
+from tts_worker.text.segments import SpokenSegment, UtteranceText
 from tts_worker.text_segmenter import Segment, TextSegmenter
 
 T = TypeVar("T")
@@ -64,6 +65,12 @@ class Utterance:
         self._executor = executor
         self._limits = limits
         self._segmenter = TextSegmenter(limits.min_clause_chars, limits.max_segment_chars)
+        # Each segment is read as a person would say it just before synthesis; numbers and
+        # the like are spelled out in English only.
+        self._text = UtteranceText(
+            normalize_text=not config.verbatim,
+            written_forms=voice.language.lower().startswith("en"),
+        )
         self._segments: asyncio.Queue[Segment | None] = asyncio.Queue()
         self._playing = asyncio.Event()
         self._playing.set()
@@ -143,6 +150,7 @@ class Utterance:
         text = text.translate(_CONTROL_TO_SPACE)
         if self.first_text_at is None and text.strip():
             self.first_text_at = time.perf_counter()
+        self._text.push(text)
         for segment in self._segmenter.push(text):
             self._segments.put_nowait(segment)
 
@@ -174,8 +182,11 @@ class Utterance:
             segment = await self._unless_cancelled(self._segments.get())
             if segment is None:
                 break
+            spoken = self._text.spoken(segment)
+            if spoken is None:
+                continue  # nothing to say (a code block)
             span = tts_pb2.TextSpan(start=segment.start, end=segment.end)
-            chunks = self._engine.synthesize(self.voice.name, segment.text, speed=self.speed)
+            chunks = self._engine.synthesize(self.voice.name, spoken.text, speed=self.speed)
             segment_starts_at = self._engine_samples
             words_timed = False
             while True:
@@ -184,7 +195,7 @@ class Utterance:
                     break
                 produced_ns = time.time_ns()
                 if isinstance(chunk, TimedAudio):
-                    self._time_words(chunk, segment.start)
+                    self._time_words(chunk, spoken)
                     words_timed = True
                     chunk = chunk.audio
                 self._engine_samples += len(chunk)
@@ -258,12 +269,12 @@ class Utterance:
         self.audio_samples += samples
         return tts_pb2.SynthesizeResponse(frame=frame)
 
-    def _time_words(self, chunk: TimedAudio, text_offset: int) -> None:
-        for word in chunk.words:
+    def _time_words(self, chunk: TimedAudio, spoken: SpokenSegment) -> None:
+        for word in spoken.words(chunk.words):
             self._timings.append(
                 self._timing(
-                    text_offset + word.start,
-                    text_offset + word.end,
+                    word.start,
+                    word.end,
                     self._engine_samples + word.start_sample,
                     self._engine_samples + word.end_sample,
                     tts_pb2.TIMING_UNIT_WORD,

@@ -43,6 +43,7 @@ STATUS: dict[str, int] = {
     errors.RATE_LIMITED.code: 429,
     errors.TEXT_TOO_LONG.code: 413,
     errors.VOICE_NOT_FOUND.code: 404,
+    errors.MODEL_NOT_FOUND.code: 404,
     errors.NO_AUDIO.code: 422,
     errors.NO_WORKER.code: 503,
     errors.WORKER_UNAVAILABLE.code: 503,
@@ -121,7 +122,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {
         400: "Malformed JSON body",
         401: "Missing or wrong API key",
-        404: "Unknown voice",
+        404: "Unknown voice (or model)",
         413: "Text or body over the configured limit",
         415: "Body is not JSON",
         422: "A field is invalid",

@@ -41,8 +41,11 @@ class RequestMetricsMiddleware:
                 if status >= 400:
                     error_body = bytearray()
                 elif status == 200 and _route(scope) in FIRST_AUDIO_ROUTES:
+                    # Audio bodies, and speech as server-sent events (its first event is
+                    # the first audio).
                     audio = any(
-                        k == b"content-type" and v.startswith(b"audio/")
+                        k == b"content-type"
+                        and (v.startswith(b"audio/") or v.startswith(b"text/event-stream"))
                         for k, v in message.get("headers", ())
                     )
             elif kind == "http.response.body":

@@ -26,6 +26,9 @@ REQUEST_ROUTES: dict[str, str] = {
     "/synthesize": "synthesize",
     "/v1/audio/speech": "openai_speech",
     "/v1/voices": "voices",
+    "/v1/audio/voices": "voices",
+    "/v1/models": "models",
+    "/v1/audio/models": "models",
     "/sessions": "session_create",
     "/sessions/{session_id}": "session",
     "/sessions/{session_id}/say": "session_say",
@@ -105,7 +108,11 @@ SPECS: tuple[Spec, ...] = (
         "Public API requests, by route and HTTP status class.",
         "counter",
         ("route", "status"),
-        tuple((r, s) for r in (*REQUEST_ROUTES.values(), "other") for s in STATUS_CLASSES),
+        tuple(
+            (r, s)
+            for r in dict.fromkeys([*REQUEST_ROUTES.values(), "other"])
+            for s in STATUS_CLASSES
+        ),
     ),
     Spec(
         "errors",

@@ -129,7 +129,14 @@ async def say(session_id: str, body: SayRequest, request: Request, manager: Mana
         session_id,
         request,
         body,
-        lambda s: manager.say(s, body.text, interruptible=body.interruptible, final=body.final),
+        lambda s: manager.say(
+            s,
+            body.text,
+            interruptible=body.interruptible,
+            final=body.final,
+            speed=body.speed,
+            normalize=body.normalize,
+        ),
     )
 
 

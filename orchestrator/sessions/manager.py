@@ -66,6 +66,8 @@ class ManagerOptions:
     user_token_ttl_seconds: int = 600
     livekit_public_url: str | None = None
     """LiveKit URL handed to clients; None: the agent's own URL."""
+    normalize_text: bool = True
+    """Whether the worker reads text as a person would, unless a `say` says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -242,12 +244,22 @@ class SessionManager:
     # -- speaking (on the owner) --------------------------------------------------------
 
     def say(
-        self, session: VoiceSession, text: str, *, interruptible: bool, final: bool
+        self,
+        session: VoiceSession,
+        text: str,
+        *,
+        interruptible: bool,
+        final: bool,
+        speed: float = 1.0,
+        normalize: bool | None = None,
     ) -> SpeechHandle:
         if self.draining:
             raise errors.draining("this replica is shutting down; no new utterances")
         self._check_length(len(text))
-        return session.say(text, interruptible=interruptible, final=final)
+        verbatim = not (self.options.normalize_text if normalize is None else normalize)
+        return session.say(
+            text, interruptible=interruptible, final=final, speed=speed, verbatim=verbatim
+        )
 
     def append_text(
         self, session: VoiceSession, utterance_id: str, text: str, final: bool

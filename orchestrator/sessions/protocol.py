@@ -45,6 +45,18 @@ class SayRequest(BaseModel):
         description="false keeps the utterance open for more text, sent as an LLM streams it "
         "through POST /sessions/{id}/utterances/{utterance_id}/text.",
     )
+    speed: float = Field(
+        default=1.0,
+        ge=0.25,
+        le=4.0,
+        allow_inf_nan=False,
+        description="Speaking rate, 0.25 to 4.0 (2.0 is twice as fast).",
+    )
+    normalize: bool | None = Field(
+        default=None,
+        description="Read the text as a person would (markdown and emoji dropped, numbers "
+        "and the like spelled out); omitted: the server's setting (on by default).",
+    )
 
     @field_validator("text")
     @classmethod

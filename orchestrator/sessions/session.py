@@ -197,9 +197,19 @@ class VoiceSession:
             self._current is not None or not self._queue.empty()
         )
 
-    def say(self, text: str, *, interruptible: bool = True, final: bool = True) -> SpeechHandle:
+    def say(
+        self,
+        text: str,
+        *,
+        interruptible: bool = True,
+        final: bool = True,
+        speed: float = 1.0,
+        verbatim: bool = False,
+    ) -> SpeechHandle:
         """Queue an utterance; with final=False more text follows through append_text()."""
-        handle = SpeechHandle(interruptible=interruptible, sample_rate=SAMPLE_RATE)
+        handle = SpeechHandle(
+            interruptible=interruptible, sample_rate=SAMPLE_RATE, speed=speed, verbatim=verbatim
+        )
         handle.add_text(text, final)
         self.utterances[handle.id] = handle
         self._queue.put_nowait(handle)
@@ -233,6 +243,8 @@ class VoiceSession:
             self._channels,
             voice=self.voice,
             sample_rate=SAMPLE_RATE,
+            speed=handle.speed,
+            verbatim=handle.verbatim,
             utterance_id=handle.id,
             options=self.options.stream,
         )

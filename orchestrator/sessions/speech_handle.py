@@ -43,9 +43,13 @@ class UtteranceClosed(Exception):
 class SpeechHandle:
     """One utterance: queue text into it, play it, pause/resume/cancel it."""
 
-    def __init__(self, *, interruptible: bool, sample_rate: int) -> None:
+    def __init__(
+        self, *, interruptible: bool, sample_rate: int, speed: float = 1.0, verbatim: bool = False
+    ) -> None:
         self.id = uuid.uuid4().hex
         self.interruptible = interruptible
+        self.speed = speed
+        self.verbatim = verbatim  # the worker speaks the text as sent, not normalized
         self.state = UtteranceState.QUEUED
         self.text = ""
         self.final = False

@@ -123,6 +123,11 @@ class StreamEncoder(Protocol):
         """The rate of the encoded audio."""
         ...
 
+    @property
+    def closed(self) -> bool:
+        """close() has run: the codec is released."""
+        ...
+
     def encode(self, pcm: bytes) -> bytes:
         """Add s16le mono PCM; return the encoded bytes now ready (maybe none)."""
         ...
@@ -154,6 +159,10 @@ class _PcmEncoder:
         self.sample_rate = sample_rate
         self.content_type = FORMATS[ResponseFormat.PCM].content_type
         self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def encode(self, pcm: bytes) -> bytes:
         if self._closed:
@@ -238,6 +247,10 @@ class _FfmpegEncoder:
         except BaseException:
             self._container.close()
             raise
+
+    @property
+    def closed(self) -> bool:
+        return self._container is None
 
     def encode(self, pcm: bytes) -> bytes:
         _check_pcm(pcm)

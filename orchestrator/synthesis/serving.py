@@ -3,11 +3,23 @@ audio. It raises `orchestrator.errors` service errors and knows nothing of HTTP.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from orchestrator import errors
 from orchestrator.metrics.recorder import FleetMetrics
-from orchestrator.synthesis.protocol import VoiceOut, VoicesResponse
+from orchestrator.synthesis.encoders import ResponseFormat, encoded_rate
+from orchestrator.synthesis.protocol import (
+    AudioModel,
+    AudioModelsResponse,
+    AudioVoice,
+    AudioVoicesResponse,
+    ModelOut,
+    ModelsResponse,
+    VoiceOut,
+    VoicesResponse,
+)
+from orchestrator.synthesis.voices import VoiceResolver
 from orchestrator.workers.channels import WorkerChannels
 from orchestrator.workers.registry import WorkerRegistry
 from orchestrator.workers.stream import StreamOptions, WorkerStream, WorkerStreamError
@@ -21,12 +33,36 @@ class SynthesisOptions:
     max_text_chars: int = 5000
     """Longest text accepted; longer is refused as text_too_long."""
     voice_aliases: dict[str, str] = field(default_factory=dict)
-    """Extra names for voices (OpenAI's "alloy"...): an operator's explicit map, never a guess."""
+    """Extra names for voices (OpenAI's "alloy"...): an operator's explicit map, never a guess;
+    a target of "default" is the default voice."""
+    normalize_text: bool = True
+    """Whether the worker reads text as a person would, unless a request says otherwise."""
     stream: StreamOptions = field(default_factory=StreamOptions)
 
     def __post_init__(self) -> None:
         if self.max_text_chars < 1:
             raise ValueError("max_text_chars must be at least 1")
+
+
+@dataclass(frozen=True)
+class SpeechJob:
+    """What one request asks to be spoken, in domain terms."""
+
+    text: str
+    voice: str | None = None
+    model: str | None = None
+    """OpenAI's model field: one of its models, an engine or a voice (see voices.py)."""
+    sample_rate: int | None = None
+    """Requested rate; None: the voice's own. Formats with fixed rates take the nearest."""
+    format: ResponseFormat = ResponseFormat.WAV
+    speed: float = 1.0
+    normalize: bool | None = None
+    """None: the service's default."""
+
+
+# Engines that take free-form instructions: none yet. Piper has no such input, and the
+# CosyVoice engine speaks zero-shot voices, not CosyVoice's instruct mode.
+INSTRUCTION_ENGINES: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -35,6 +71,13 @@ class StartedSynthesis:
 
     stream: WorkerStream
     first: tts_pb2.AudioFrame
+
+    @property
+    def engine(self) -> str | None:
+        return self.stream.worker.engine if self.stream.worker is not None else None
+
+    def follows_instructions(self) -> bool:
+        return self.engine in INSTRUCTION_ENGINES
 
 
 class SynthesisService:
@@ -50,10 +93,12 @@ class SynthesisService:
     ) -> None:
         self.options = options
         self.registry = registry
+        self.resolver = VoiceResolver(registry, options.voice_aliases)
         self.channels = channels
         self.metrics = metrics
         self.draining = False
         self.active = 0  # responses still streaming; a drain waits for them
+        self.started_at = int(time.time())
 
     def finished(self) -> None:
         """A response started by `start()` has ended (streamed out, failed or abandoned)."""
@@ -81,37 +126,71 @@ class SynthesisService:
             voices=[by_name[name] for name in sorted(by_name)],
         )
 
-    async def start(
-        self, *, text: str, voice: str | None, sample_rate: int | None
-    ) -> StartedSynthesis:
+    def audio_voices(self) -> AudioVoicesResponse:
+        """Voices and the aliases that name one now, as OpenAI-compatible clients list them."""
+        listed = self.voices().voices
+        by_name = {voice.name: voice for voice in listed}
+        out = [
+            AudioVoice(id=v.name, name=v.name, language=v.language, engines=v.engines)
+            for v in listed
+        ]
+        for alias in sorted(self.resolver.aliases):
+            target = by_name.get(self.resolver.alias_target(alias) or "")
+            if target is not None and alias not in by_name:
+                out.append(
+                    AudioVoice(
+                        id=alias,
+                        name=f"{alias} ({target.name})",
+                        language=target.language,
+                        engines=target.engines,
+                        alias_of=target.name,
+                    )
+                )
+        return AudioVoicesResponse(voices=out)
+
+    def models(self) -> ModelsResponse:
+        """What `model` may name, in OpenAI's list shape."""
+        return ModelsResponse(
+            data=[
+                ModelOut(id=model, created=self.started_at, owned_by="voice-orchestrator")
+                for model in self.resolver.models()
+            ]
+        )
+
+    def audio_models(self) -> AudioModelsResponse:
+        return AudioModelsResponse(models=[AudioModel(id=m) for m in self.resolver.models()])
+
+    async def start(self, job: SpeechJob) -> StartedSynthesis:
         """Open a worker stream for the text and wait for its first frame. The caller owns
         the result: it must call `finished()` once the stream is done with."""
         if self.draining:
             raise errors.draining()
         self.active += 1
         try:
-            return await self._start(text, voice, sample_rate)
+            return await self._start(job)
         except BaseException:
             self.active -= 1
             raise
 
-    async def _start(
-        self, text: str, voice: str | None, sample_rate: int | None
-    ) -> StartedSynthesis:
-        if len(text) > self.options.max_text_chars:
-            raise errors.text_too_long(len(text), self.options.max_text_chars)
-        name = self.resolve_voice(voice)
+    async def _start(self, job: SpeechJob) -> StartedSynthesis:
+        if len(job.text) > self.options.max_text_chars:
+            raise errors.text_too_long(len(job.text), self.options.max_text_chars)
+        name = self.resolver.resolve(job.voice, job.model)
         native_rate = self.registry.voices()[name].native_sample_rate
+        normalize = self.options.normalize_text if job.normalize is None else job.normalize
         stream = WorkerStream(
             self.registry,
             self.channels,
             voice=name,
-            sample_rate=sample_rate or native_rate,
+            # The worker resamples once, straight to a rate the format's codec takes.
+            sample_rate=encoded_rate(job.format, job.sample_rate or native_rate),
+            speed=job.speed,
+            verbatim=not normalize,
             options=self.options.stream,
         )
         try:
             await stream.start()
-            await stream.send_text(text)
+            await stream.send_text(job.text)
             await stream.end_input()
             first = await stream.next_frame()
         except WorkerStreamError as exc:
@@ -124,18 +203,3 @@ class SynthesisService:
             await stream.aclose()
             raise errors.no_audio()
         return StartedSynthesis(stream, first)
-
-    def resolve_voice(self, voice: str | None) -> str:
-        """The voice a request names (or the default), checked against the fleet."""
-        if voice is None:
-            default = self.registry.default_voice()
-            if default is None:
-                raise errors.no_worker()
-            return default
-        voice = self.options.voice_aliases.get(voice, voice)
-        voices = self.registry.voices()
-        if not voices:
-            raise errors.no_worker()
-        if voice not in voices:
-            raise errors.voice_not_found(voice, sorted(voices))
-        return voice

@@ -17,7 +17,7 @@ import grpc
 
 from fleet.records import WorkerRecord
 from orchestrator import errors
-from orchestrator.errors import NoWorkerAvailable, ServiceError
+from orchestrator.errors import NoWorkerAvailable, ServiceError, Subject
 from orchestrator.workers.calls import SynthesizeCall, retryable, write
 from orchestrator.workers.channels import WorkerChannels
 from orchestrator.workers.registry import WorkerRegistry
@@ -60,7 +60,9 @@ class WorkerStreamError(Exception):
         if self.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
             return errors.synthesis_failed(what)
         if self.code == grpc.StatusCode.INVALID_ARGUMENT:
-            return errors.invalid_value(self.details)
+            # The worker names the field first ("speed 2: the cosyvoice engine has no...").
+            field = Subject.SPEED if self.details.startswith("speed") else Subject.BODY
+            return errors.invalid_value(self.details, field)
         return errors.worker_unavailable(what)
 
 
@@ -75,9 +77,13 @@ class WorkerStream:
         voice: str,
         sample_rate: int = 0,
         frame_duration_ms: int = 20,
+        speed: float = 1.0,
+        verbatim: bool = False,
         utterance_id: str | None = None,
         options: StreamOptions | None = None,
     ) -> None:
+        """`speed` is the speaking rate (0.25-4.0); `verbatim` sends the text to the engine
+        as it is, without the worker's normalization (markdown, numbers, emoji...)."""
         options = options or StreamOptions()
         self._registry = registry
         self._channels = channels
@@ -88,6 +94,8 @@ class WorkerStream:
             sample_rate=sample_rate,
             encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
             frame_duration_ms=frame_duration_ms,
+            speed=speed,
+            verbatim=verbatim,
         )
         self._first_audio_timeout = options.first_audio_timeout_seconds
         self._max_attempts = options.max_attempts

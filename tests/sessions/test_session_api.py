@@ -68,6 +68,9 @@ async def test_unknown_and_ended_sessions(session_api: httpx.AsyncClient) -> Non
         ("/sessions/{id}/say", {}, "text"),
         ("/sessions/{id}/say", {"text": "  "}, "text"),
         ("/sessions/{id}/say", {"text": "hi", "interruptible": "maybe"}, "interruptible"),
+        ("/sessions/{id}/say", {"text": "hi", "speed": 0.2}, "speed"),
+        ("/sessions/{id}/say", {"text": "hi", "speed": 4.5}, "speed"),
+        ("/sessions/{id}/say", {"text": "hi", "normalize": "maybe"}, "normalize"),
     ],
 )
 async def test_malformed_bodies_are_422(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.audio_checks import Pcm, transcribe, word_error_rate
+from tests.audio_checks import Pcm, parse_wav, transcribe, word_error_rate
 from tests.sessions.events import EventLog
 from tests.sessions.listener import RATE, Listener
 
@@ -87,3 +87,19 @@ async def test_chat_messages_are_spoken(session_api: httpx.AsyncClient, joined: 
     await joined.events.wait("finished", within=60, utterance_id=chat["utterance_id"])
     heard = transcribe(Pcm(joined.listener.recording.pcm(), RATE))
     assert word_error_rate("This chat message is spoken in the room.", heard) <= 0.2, heard
+
+
+async def test_say_speed_reaches_the_worker(session_api: httpx.AsyncClient, joined: Joined) -> None:
+    """`speed` in the say body: the utterance plays in clearly less time than the same text
+    synthesized at the voice's own pace, and is still understood."""
+    normal = await session_api.post("/synthesize", json={"text": LONG_TEXT, "format": "wav"})
+    normal_seconds = parse_wav(normal.content).seconds
+    response = await session_api.post(
+        f"/sessions/{joined.session_id}/say", json={"text": LONG_TEXT, "speed": 2.0}
+    )
+    assert response.status_code == 202
+    utterance_id = response.json()["utterance_id"]
+    finished = await joined.events.wait("finished", within=60, utterance_id=utterance_id)
+    assert finished["position_seconds"] < 0.7 * normal_seconds
+    heard = transcribe(Pcm(joined.listener.recording.pcm(), RATE))
+    assert word_error_rate(LONG_TEXT, heard) <= 0.25, heard

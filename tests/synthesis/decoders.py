@@ -16,6 +16,17 @@ import soundfile
 
 from tests.audio_checks import Pcm, parse_pcm, parse_wav
 
+CONTENT_TYPES = {
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg; codecs=opus",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "pcm": "audio/pcm",
+    "mulaw": "audio/basic",
+}
+"""Each format's Content-Type, as written here independently of the encoders' table."""
+
 
 def _mono_int16(audio: np.ndarray) -> np.ndarray:
     if audio.ndim == 2:

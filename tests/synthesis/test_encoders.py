@@ -17,21 +17,12 @@ from orchestrator.synthesis.encoders import (
 )
 from tests.audio_checks import Pcm, transcribe, word_error_rate
 from tests.processes import WorkerProcess
-from tests.synthesis.decoders import decode
+from tests.synthesis.decoders import CONTENT_TYPES, decode
 from tests.tts_worker.grpc_client import END, Stream, config, text
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 RATE = 24000
 FRAME_BYTES = RATE * 20 // 1000 * 2
-CONTENT_TYPES = {
-    "mp3": "audio/mpeg",
-    "opus": "audio/ogg; codecs=opus",
-    "aac": "audio/aac",
-    "flac": "audio/flac",
-    "wav": "audio/wav",
-    "pcm": "audio/pcm",
-    "mulaw": "audio/basic",
-}
 # Codecs pad the start and the end to whole frames (LAME ~50 ms, AAC priming 1024 samples).
 PADDING_SECONDS = 0.1
 

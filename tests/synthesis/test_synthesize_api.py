@@ -103,3 +103,38 @@ async def test_voices_lists_the_packaged_default(api: httpx.AsyncClient) -> None
         "engines": ["piper"],
         "workers": 1,
     }
+
+
+async def test_openai_voice_and_model_listings(api: httpx.AsyncClient) -> None:
+    """GET /v1/audio/voices in the shape Open WebUI reads ({"voices": [{"id", "name"}]}),
+    with OpenAI's names as aliases of the voice they speak; /v1/models in OpenAI's list
+    shape; /v1/audio/models as Open WebUI reads it."""
+    voices = (await api.get("/v1/audio/voices")).json()["voices"]
+    by_id = {v["id"]: v for v in voices}
+    assert by_id["en_US-joe-medium"]["name"] == "en_US-joe-medium"
+    assert by_id["en_US-joe-medium"]["alias_of"] is None
+    assert by_id["alloy"]["alias_of"] == "en_US-joe-medium"
+    assert {"alloy", "echo", "nova", "shimmer", "verse"} <= set(by_id)
+    models = (await api.get("/v1/models")).json()
+    assert models["object"] == "list"
+    ids = [m["id"] for m in models["data"]]
+    assert ids == ["tts-1", "tts-1-hd", "gpt-4o-mini-tts", "piper"]
+    assert all(m["object"] == "model" and m["created"] > 0 for m in models["data"])
+    audio_models = (await api.get("/v1/audio/models")).json()
+    assert [m["id"] for m in audio_models["models"]] == ids
+
+
+@pytest.mark.parametrize(
+    ("model", "voice"),
+    [("piper", "alloy"), ("en_US-joe-medium", "nova"), ("tts-1-hd", None), ("piper", None)],
+)
+async def test_model_names_an_engine_or_a_voice(
+    api: httpx.AsyncClient, model: str, voice: str | None
+) -> None:
+    """`model` may be OpenAI's, an engine of the fleet or a voice; each speaks."""
+    body: dict[str, object] = {"model": model, "input": "Good morning.", "response_format": "pcm"}
+    if voice is not None:
+        body["voice"] = voice
+    response = await api.post("/v1/audio/speech", json=body)
+    assert response.status_code == 200, response.text
+    assert parse_pcm(response.content, 24000).seconds > 0.4

@@ -104,6 +104,7 @@ class SynthesisConfig(_message.Message):
     ENCODING_FIELD_NUMBER: _builtins.int
     FRAME_DURATION_MS_FIELD_NUMBER: _builtins.int
     SPEED_FIELD_NUMBER: _builtins.int
+    VERBATIM_FIELD_NUMBER: _builtins.int
     utterance_id: _builtins.str
     """Caller's id for the utterance; echoed in logs and stats, never interpreted."""
     voice: _builtins.str
@@ -118,6 +119,12 @@ class SynthesisConfig(_message.Message):
     """Speaking rate relative to the voice's own pace, from 0.25 to 4.0 (2.0 is twice as
     fast). 0 means unset: 1.0. Anything else out of range is INVALID_ARGUMENT.
     """
+    verbatim: _builtins.bool
+    """Speak the text exactly as sent. By default (false) the worker first reads it as a
+    person would: markdown and emoji dropped, and for English voices numbers, prices,
+    dates, times, units and addresses spelled out. Text spans in the responses always
+    index the text as sent.
+    """
     def __init__(
         self,
         *,
@@ -127,10 +134,11 @@ class SynthesisConfig(_message.Message):
         encoding: Global___AudioEncoding.ValueType = ...,
         frame_duration_ms: _builtins.int = ...,
         speed: _builtins.float = ...,
+        verbatim: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["encoding", b"encoding", "frame_duration_ms", b"frame_duration_ms", "sample_rate", b"sample_rate", "speed", b"speed", "utterance_id", b"utterance_id", "voice", b"voice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encoding", b"encoding", "frame_duration_ms", b"frame_duration_ms", "sample_rate", b"sample_rate", "speed", b"speed", "utterance_id", b"utterance_id", "verbatim", b"verbatim", "voice", b"voice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 import regex
 from num2words import num2words
 
-from orchestrator.synthesis.text.mapping import TextBuilder
+from tts_worker.text.mapping import TextBuilder
 
 _MONTHS = (
     "January",
@@ -395,18 +395,34 @@ _REACH = 200  # how far a window looks for the edge of a token
 def speak(builder: TextBuilder, source: str, start: int, end: int) -> None:
     """Write source[start:end] into builder, with every written form a voice would misread
     replaced by its spoken words, and emoji left out."""
+    _without_emoji(builder, source, start, end, _speak_plain)
+
+
+def drop_emoji(builder: TextBuilder, source: str, start: int, end: int) -> None:
+    """Write source[start:end] into builder with emoji left out and nothing else changed
+    (for voices whose engine reads numbers in its own language)."""
+    _without_emoji(builder, source, start, end, lambda b, s, lo, hi: b.copy(lo, hi))
+
+
+def _without_emoji(
+    builder: TextBuilder,
+    source: str,
+    start: int,
+    end: int,
+    plain: Callable[[TextBuilder, str, int, int], None],
+) -> None:
     cursor = start
     for found in _EMOJI.finditer(source, start, end):
         e_start, e_end = found.span()
         if found[0] in _READ_SYMBOLS:
             continue
-        _speak_plain(builder, source, cursor, e_start)
+        plain(builder, source, cursor, e_start)
         # An emoji between two words still separates them.
         before = source[e_start - 1] if e_start > 0 else " "
         after = source[e_end] if e_end < len(source) else " "
-        builder.replace(" " if not (before.isspace() or after.isspace()) else "", e_start, e_end)
+        builder.replace(" " if before.isalnum() and after.isalnum() else "", e_start, e_end)
         cursor = e_end
-    _speak_plain(builder, source, cursor, end)
+    plain(builder, source, cursor, end)
 
 
 def _windows(source: str, start: int, end: int) -> list[tuple[int, int]]:

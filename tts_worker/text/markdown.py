@@ -17,9 +17,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orchestrator.synthesis.text.mapping import TextBuilder
+from tts_worker.text.mapping import TextBuilder
 
-_FENCE = re.compile(r"[ ]{0,3}(`{3,}|~{3,})")
+FENCE = re.compile(r"[ ]{0,3}(`{3,}|~{3,})")
 _HEADING = re.compile(r"[ ]{0,3}#{1,6}(?:[ \t]+|$)")
 _HEADING_TAIL = re.compile(r"(?:[ \t]+#+)?[ \t]*$")
 _RULE = re.compile(r"[ ]{0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,}|=+[ \t]*)$")
@@ -88,7 +88,7 @@ def _classify(source: str) -> list[_Line]:
         if end < 0:
             end = len(source)
         text = source[start:end]
-        opened = _FENCE.match(text)
+        opened = FENCE.match(text)
         if fence is not None:
             closes = (
                 opened is not None and opened[1][0] == fence[0] and len(opened[1]) >= len(fence)

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from orchestrator.synthesis.text import normalize, verbatim
 from tests.audio_checks import parse_pcm, transcribe, word_error_rate
 from tests.processes import WorkerProcess
 from tests.tts_worker.grpc_client import END, Stream, config, text
+from tts_worker.text import normalize, verbatim
 
 # (what an LLM writes, what should be spoken)
 TABLE: list[tuple[str, str]] = [
