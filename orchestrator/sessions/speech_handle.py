@@ -3,7 +3,8 @@
 A `SpeechHandle` owns everything of its utterance: the worker stream, the audio buffer,
 the playout into the session's LiveKit source, and the tasks that move text in and audio
 out. The session schedules handles one at a time and applies barge-in decisions to the
-current one through `pause()`, `resume()` and `cancel()`.
+current one through `pause()`, `resume()` and `cancel()`. While it plays, the handle tells
+the worker where the listener is, so the worker synthesizes just ahead of playout.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from fleet.aio import TaskSet
+from fleet.aio import TaskSet, every
 from fleet.records import WorkerRecord
 from orchestrator import errors
 from orchestrator.metrics.recorder import FleetMetrics
@@ -34,6 +35,10 @@ class UtteranceState(enum.StrEnum):
 
 
 OVER = frozenset({UtteranceState.FINISHED, UtteranceState.CANCELLED, UtteranceState.FAILED})
+PLAYOUT_REPORT_SECONDS = 0.25
+"""How often the worker hears where the listener is (it advances the position in between)."""
+CANCEL_DRAIN_SECONDS = 1.0
+"""How long a cancelled utterance waits for the worker to confirm it (its final stats)."""
 
 
 class UtteranceClosed(Exception):
@@ -98,6 +103,10 @@ class SpeechHandle:
             self.state = UtteranceState.SPEAKING
             on_speaking()
             self._playout.start()
+            self._tasks.spawn(
+                every(PLAYOUT_REPORT_SECONDS, self._report_playout, what="playout report"),
+                "playout-report",
+            )
             events.emit(EventKind.SPEECH_STARTED, utterance_id=self.id)
             await self._playout.wait_finished()
             if self.state is UtteranceState.SPEAKING:
@@ -137,12 +146,17 @@ class SpeechHandle:
             await self._tasks.aclose()
             if self._stream is not None and self.state is UtteranceState.CANCELLED:
                 # In band, so the worker stops at once and reports the utterance cancelled.
-                await self._stream.cancel()
+                await self._stream.cancel_and_drain(CANCEL_DRAIN_SECONDS)
         finally:
             # Even when the session's teardown cancels this wind-up half-way.
             if self._stream is not None:
                 await self._stream.aclose()
             self._done.set()
+
+    async def _report_playout(self) -> None:
+        if self.state is UtteranceState.SPEAKING and self._playout and self._stream:
+            heard = self._playout.heard_samples / self.audio.sample_rate
+            await self._stream.report_playout(heard)
 
     async def _send_text(self, stream: WorkerStream) -> None:
         while (chunk := await self._chunks.get()) is not None:
