@@ -102,7 +102,8 @@ class Playback:
     # -- what the stream does -----------------------------------------------------------
 
     def sent(self, seconds: float) -> None:
-        """Audio went out; the first frame starts the listener's clock."""
+        """Audio went out; the first frame starts the listener's clock. (The stream has no
+        call waiting while it sends, so nothing else needs to be reconsidered.)"""
         now = self._scheduler.now()
         if not self.started:
             self.started = True
@@ -110,7 +111,6 @@ class Playback:
         else:
             self._position, self._since = self.position(now), now
         self.sent_seconds += seconds
-        self._scheduler.changed()
 
     def report(self, played_seconds: float) -> None:
         """The client's own playout position."""
@@ -222,6 +222,7 @@ class Scheduler:
         self._running = 0
         self._order = itertools.count()
         self._timer: Timer | None = None
+        self._timer_due = math.inf
         self._capacity = _Capacity(options.capacity_window)
         self._seconds_per_char: dict[str, float] = {}
 
@@ -367,17 +368,23 @@ class Scheduler:
 
     def _arm_timer(self, now: float) -> None:
         """Wake up when the next held-back stream may go (its listener has caught up)."""
+        due = math.inf
+        if self._running < self.options.parallelism:
+            later = (j.playback.eligible_at() for j in self._waiting)
+            due = min((t for t in later if now < t), default=math.inf)
+        if due == self._timer_due:
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._running >= self.options.parallelism:
-            return
-        later = [j.playback.eligible_at() for j in self._waiting]
-        due = min((t for t in later if now < t < math.inf), default=None)
-        if due is None:
-            return
-        call_later = self._call_later or asyncio.get_running_loop().call_later
-        self._timer = call_later(due - now, self.changed)
+        self._timer_due = due
+        if due < math.inf:
+            call_later = self._call_later or asyncio.get_running_loop().call_later
+            self._timer = call_later(due - now, self._fire)
+
+    def _fire(self) -> None:
+        self._timer, self._timer_due = None, math.inf
+        self.changed()
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:

@@ -12,9 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 
 import grpc
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from fleet.aio import poll_until
 from tests.processes import WorkerProcess, running_worker
@@ -34,16 +32,6 @@ PARAGRAPH = (
 async def channel(piper_worker: WorkerProcess) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(piper_worker.address) as ch:
         yield ch
-
-
-async def worker_metric(worker: WorkerProcess, name: str, **labels: str) -> float:
-    async with httpx.AsyncClient() as client:
-        body = (await client.get(f"http://127.0.0.1:{worker.metrics_port}/metrics")).text
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    raise AssertionError(f"{name} {labels} not exported")
 
 
 async def until(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> bool:
@@ -124,9 +112,7 @@ async def test_a_new_utterance_goes_ahead_of_streams_far_ahead_of_their_listener
 async def test_a_cancelled_utterance_never_synthesizes_the_rest_of_its_text(
     channel: grpc.aio.Channel, piper_worker: WorkerProcess
 ) -> None:
-    cancelled_before = await worker_metric(
-        piper_worker, "voiceorch_worker_streams_total", outcome="cancelled"
-    )
+    cancelled_before = piper_worker.metric("voiceorch_worker_streams_total", outcome="cancelled")
     words = PARAGRAPH * 2
     stream = Stream(channel)
     await stream.send(config(utterance_id="lead", max_lead_seconds=1.0), text(words), END)
@@ -138,9 +124,7 @@ async def test_a_cancelled_utterance_never_synthesizes_the_rest_of_its_text(
     # only what the listener could reach before the cancel (plus 1 s) was synthesized.
     assert 0 < received.stats.text_synthesized_end < len(words) // 2
     assert received.stats.synthesized_seconds < received.audio_seconds + 10.0
-    cancelled_after = await worker_metric(
-        piper_worker, "voiceorch_worker_streams_total", outcome="cancelled"
-    )
+    cancelled_after = piper_worker.metric("voiceorch_worker_streams_total", outcome="cancelled")
     assert cancelled_after == cancelled_before + 1
 
 
@@ -163,7 +147,7 @@ async def test_admission_refuses_a_stream_the_measured_capacity_cannot_carry() -
             warm = Stream(ch)
             await warm.send(config(utterance_id="warm"), text(PARAGRAPH), END)
             await warm.read_all()  # several engine calls: the capacity is measured
-            capacity = await worker_metric(worker, "voiceorch_worker_capacity_ratio")
+            capacity = worker.metric("voiceorch_worker_capacity_ratio")
             assert capacity > 0
             fits = math.floor(capacity * 0.2)
             stub = tts_pb2_grpc.TextToSpeechStub(ch)
