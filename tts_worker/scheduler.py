@@ -17,10 +17,14 @@ ahead of every stream with more than that left to play.
 - `chunk_budget()`: while more streams compete than calls can run at once, a chunk holds at most
   max(`min_chunk_seconds`, `chunk_growth` x the stream's lead) of audio, so no one call holds
   the engine while others run dry, and chunks grow back to whole clauses as the lead grows.
-- `refusal()`: admission. Over horizons from half a second to half a minute, the audio every
-  stream needs before its playback runs dry, plus a new stream's, must fit in the worker's
-  measured capacity (audio seconds per second of engine time, over its recent calls) times
-  `max_utilization`; otherwise the new stream is refused (and placed on another worker).
+- `refusal()`: admission. Over horizons from 4 s to half a minute, the audio every stream
+  needs before its playback runs dry, plus a new stream's, must fit in the worker's measured
+  capacity (audio seconds per second of engine time, over its recent calls) times
+  `max_utilization`; otherwise the new stream is refused (and placed on another worker). A
+  stream needs no more than the audio its text still holds: known once its text is complete,
+  otherwise taken as at least as long as the worker's recent utterances. Horizons start at
+  4 s: a burst of short utterances delays first audio by a second or so, which is no reason
+  to turn any of them away; more streams than the worker can keep playing is.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Protocol, TypeVar
 T = TypeVar("T")
 
 Clock = Callable[[], float]
-HORIZONS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+HORIZONS = (4.0, 8.0, 16.0, 32.0)
 """Seconds ahead over which admission checks that every deadline can be met."""
 DEFAULT_SECONDS_PER_CHAR = 0.065
 """Spoken seconds per character before a voice has been measured (English at about 15
@@ -95,8 +99,10 @@ class Playback:
         self.asked_at = opened_at  # when its first chunk was asked for
         self._position = 0.0  # the listener's position at _since
         self._since = opened_at
-        self.remaining_chars: int | None = None
-        """Characters of text not synthesized yet, once all text has arrived (else None)."""
+        self.unsynthesized_chars = 0
+        """Characters of text received and not synthesized yet."""
+        self.input_ended = False
+        """All of the stream's text has arrived."""
         self.seconds_per_char = DEFAULT_SECONDS_PER_CHAR
 
     # -- what the stream does -----------------------------------------------------------
@@ -158,12 +164,18 @@ class Playback:
             return -math.inf if self.sent_seconds - self._position <= self.max_lead else math.inf
         return self.deadline() - self.max_lead
 
-    def demand(self, now: float, horizon: float) -> float:
+    def remaining_seconds(self, typical: float | None) -> float:
+        """Audio still to synthesize: what its text holds once complete; until then at least
+        a typical utterance (unknown: as long as any horizon)."""
+        known = self.unsynthesized_chars * self.seconds_per_char
+        if self.input_ended:
+            return known
+        return max(known, math.inf if typical is None else typical - self.sent_seconds)
+
+    def demand(self, now: float, horizon: float, typical: float | None) -> float:
         """Audio seconds the stream needs within horizon to keep playing."""
-        needed = horizon - (self.lead(now) if self.started else 0.0)
-        if self.remaining_chars is not None:
-            needed = min(needed, self.remaining_chars * self.seconds_per_char)
-        return max(0.0, needed)
+        ahead = self.lead(now) if self.started else 0.0
+        return max(0.0, min(horizon - ahead, self.remaining_seconds(typical)))
 
 
 @dataclass(eq=False)
@@ -225,6 +237,8 @@ class Scheduler:
         self._timer_due = math.inf
         self._capacity = _Capacity(options.capacity_window)
         self._seconds_per_char: dict[str, float] = {}
+        self.typical_seconds: float | None = None
+        """Audio seconds of the recent complete utterances (a moving average)."""
 
     def now(self) -> float:
         return self._clock()
@@ -256,6 +270,9 @@ class Scheduler:
     def close(self, playback: Playback) -> None:
         if playback in self._streams:
             self._streams.remove(playback)
+            if playback.input_ended and playback.unsynthesized_chars == 0:
+                seconds, old = playback.sent_seconds, self.typical_seconds
+                self.typical_seconds = seconds if old is None else 0.9 * old + 0.1 * seconds
         self.changed()
 
     def refusal(self) -> str | None:
@@ -265,8 +282,10 @@ class Scheduler:
             return None
         now = self._clock()
         usable = capacity * self.options.max_utilization
+        typical = self.typical_seconds
         for horizon in HORIZONS:
-            needed = horizon + sum(p.demand(now, horizon) for p in self._streams)
+            new = min(horizon, math.inf if typical is None else typical)
+            needed = new + sum(p.demand(now, horizon, typical) for p in self._streams)
             if needed > usable * horizon:
                 return (
                     f"{len(self._streams)} streams need {needed / horizon:.1f}x real time "

@@ -156,6 +156,7 @@ class Utterance:
                 f"{self._limits.max_text_chunk_chars}",
             )
         self._chars += len(text)
+        self._playback.unsynthesized_chars += len(text)
         if self._chars > self._limits.max_utterance_chars:
             raise StreamError(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -189,7 +190,7 @@ class Utterance:
         for segment in self._segmenter.flush():
             self._segments.put_nowait(segment)
         self._segments.put_nowait(None)
-        self._playback.remaining_chars = self._chars - self.synthesized_end
+        self._playback.input_ended = True
 
     # -- output side --------------------------------------------------------------------
 
@@ -204,8 +205,7 @@ class Utterance:
             span = tts_pb2.TextSpan(start=segment.start, end=segment.end)
             chunks = self._engine.synthesize(self.voice.name, segment.text, speed=self.speed)
             self.synthesized_end = segment.end
-            if self._input_ended:
-                self._playback.remaining_chars = self._chars - segment.end
+            self._playback.unsynthesized_chars = self._chars - segment.end
             segment_starts_at = self._engine_samples
             words_timed = False
             while True:
@@ -244,6 +244,7 @@ class Utterance:
                     )
                 )
         if not self.cancelled:
+            self._playback.unsynthesized_chars = 0  # all of it (what is left makes no sound)
             produced_ns = time.time_ns()
             for pcm in framer.flush():
                 if not await self._wait_playing():

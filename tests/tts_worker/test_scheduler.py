@@ -238,32 +238,59 @@ async def test_admission_refuses_when_the_deadlines_exceed_the_measured_capacity
     for _ in range(3):
         scheduler.measured(audio_seconds=10.0, compute_seconds=1.0)
     assert scheduler.capacity == pytest.approx(10.0)
-    # 9 real-time streams fit in 0.9 x 10: eight open, and a ninth may come.
+    # Streams whose length is unknown (text still coming, no history) need real time over
+    # every horizon: 9 fit in 0.9 x 10, so eight open and a ninth may come.
     streams = [scheduler.open() for _ in range(8)]
     assert scheduler.refusal() is None
     streams.append(scheduler.open())
     refusal = scheduler.refusal()
     assert refusal is not None and "9 streams" in refusal
-    # One that has synthesized all its text needs nothing more: room again.
-    streams[0].remaining_chars = 0
+    # One whose text is complete and synthesized needs nothing more: room again.
+    streams[0].input_ended = True
     assert scheduler.refusal() is None
 
 
-async def test_admission_counts_audio_already_sent_only_as_far_as_it_lasts() -> None:
-    """Nine streams 5 s ahead need nothing for 5 s, but over the longest horizon they need
-    real time like any other: a tenth new one fits, an eleventh does not."""
+async def test_admission_counts_short_utterances_by_what_their_text_holds() -> None:
+    """A burst of short utterances is no overload: with their text complete, twenty streams
+    of 0.5 s each need 10 s of audio, which fits the shortest horizon of a 10x worker at 0.9."""
     bench = Bench(max_utilization=0.9)
     scheduler = bench.scheduler
     for _ in range(3):
         scheduler.measured(audio_seconds=10.0, compute_seconds=1.0)
-    for _ in range(9):
-        playing(bench, 5.0)
-    longest = HORIZONS[-1]
-    assert 9 * (longest - 5.0) + longest <= 9.0 * longest  # the arithmetic of the claim
+    for _ in range(20):
+        short = scheduler.open()
+        short.unsynthesized_chars = 10
+        short.seconds_per_char = 0.05
+        short.input_ended = True
+    shortest = HORIZONS[0]
+    new = shortest  # a new stream of unknown length counts as long as the horizon
+    assert 20 * 0.5 + new <= 0.9 * 10 * shortest
     assert scheduler.refusal() is None
-    playing(bench, 5.0)
-    assert 10 * (longest - 5.0) + longest > 9.0 * longest
+    for _ in range(60):  # more than the shortest horizon can make
+        short = scheduler.open()
+        short.unsynthesized_chars = 10
+        short.seconds_per_char = 0.05
+        short.input_ended = True
+    assert 80 * 0.5 + new > 0.9 * 10 * shortest
     assert scheduler.refusal() is not None
+
+
+async def test_a_stream_still_receiving_text_counts_as_long_as_recent_utterances() -> None:
+    bench = Bench(max_utilization=0.9)
+    scheduler = bench.scheduler
+    for _ in range(3):
+        scheduler.measured(audio_seconds=10.0, compute_seconds=1.0)
+    done = scheduler.open()
+    done.input_ended = True
+    done.sent(3.0)
+    scheduler.close(done)
+    assert scheduler.typical_seconds == pytest.approx(3.0)
+    open_ended = [scheduler.open() for _ in range(11)]  # no text complete yet
+    assert open_ended[0].remaining_seconds(scheduler.typical_seconds) == pytest.approx(3.0)
+    # 11 x 3 s + 3 s within the shortest horizon: 36 = 0.9 x 10 x 4, still fits.
+    assert scheduler.refusal() is None
+    scheduler.open()
+    assert scheduler.refusal() is not None  # 39 > 36
 
 
 async def test_capacity_is_measured_over_the_recent_calls_and_all_parallel_calls() -> None:
