@@ -1,8 +1,9 @@
 """A fake of one worker's Synthesize stream as grpc.aio's client sees it, for unit tests of
 the retrying stream. It keeps grpc.aio's contract where our code depends on it: read()
 returns grpc.aio.EOF after the last message, raises AioRpcError with the call's status, and
-raises asyncio.CancelledError once the call is cancelled; write() on a finished call raises
-grpc.aio.UsageError. Each call plays a script of responses, errors and hangs."""
+raises asyncio.CancelledError once the call is cancelled (and cancelling a read cancels the
+call); write() on a finished call raises grpc.aio.UsageError. Each call plays a script of
+responses, errors and hangs."""
 
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ class FakeCall:
         self.cancelled = False
         self._finished = False
         self._cancel = asyncio.Event()
+        self.stall_writes = False
+        """write() waits until the call is cancelled (a worker that stopped reading, its
+        flow-control window full)."""
 
     def done(self) -> bool:
         return self._finished or self.cancelled
@@ -57,6 +61,9 @@ class FakeCall:
     async def write(self, message: tts_pb2.SynthesizeRequest) -> None:
         if self.done():
             raise grpc.aio.UsageError("write after the call finished")
+        if self.stall_writes:
+            await self._cancel.wait()
+            raise asyncio.CancelledError
         self.written.append(message)
 
     async def read(self) -> object:
@@ -67,7 +74,11 @@ class FakeCall:
             return grpc.aio.EOF
         step = self._script.pop(0)
         if step is HANG:
-            await self._cancel.wait()
+            try:
+                await self._cancel.wait()
+            except asyncio.CancelledError:
+                self.cancel()  # as grpc.aio does: a cancelled read cancels the call
+                raise
             raise asyncio.CancelledError
         if isinstance(step, grpc.aio.AioRpcError):
             self._finished = True

@@ -119,7 +119,7 @@ async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
     session_id, listener, events = live
     bargeins = await counter(session_orchestrator, "voiceorch_bargeins_total")
     outcome = "voiceorch_worker_streams_total"
-    cancelled = piper_worker.metric(outcome, outcome="cancelled")
+    worker_cancelled = piper_worker.metric(outcome, outcome="cancelled")
     utterance_id, audio = await speak_and_capture(
         session_orchestrator, session_api, session_id, events
     )
@@ -152,11 +152,14 @@ async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
     # is), so the utterance was still being synthesized when it was cancelled: the worker
     # ends it as cancelled, its remaining text never synthesized.
     assert await poll_until(
-        lambda: piper_worker.metric(outcome, outcome="cancelled") == cancelled + 1,
+        lambda: piper_worker.metric(outcome, outcome="cancelled") == worker_cancelled + 1,
         timeout_seconds=10,
     )
     state = (await session_api.get(f"/sessions/{session_id}")).json()
     assert {u["utterance_id"]: u["state"] for u in state["utterances"]}[utterance_id] == "cancelled"
+    # The session goes on speaking: its next utterance plays to its end.
+    said = await session_api.post(f"/sessions/{session_id}/say", json={"text": "Of course."})
+    await events.wait("finished", within=20, utterance_id=said.json()["utterance_id"])
 
 
 async def test_short_burst_is_a_false_interruption_and_speech_resumes(
