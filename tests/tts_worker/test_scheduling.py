@@ -67,12 +67,20 @@ async def test_the_first_chunk_ends_at_the_first_natural_break_after_a_few_words
     assert await first_span(channel, "Sure, I can help with that.") == "Sure, I can help with that."
 
 
+def chunks_with_slack_above_one_second(worker: WorkerProcess) -> float:
+    slack = "voiceorch_worker_chunk_slack_seconds"
+    return worker.metric(f"{slack}_count") - worker.metric(f"{slack}_bucket", le="1.0")
+
+
 async def test_a_new_utterance_goes_ahead_of_streams_far_ahead_of_their_listeners(
-    channel: grpc.aio.Channel,
+    channel: grpc.aio.Channel, piper_worker: WorkerProcess
 ) -> None:
     """Four streams synthesize a long text as fast as the worker allows (their listeners
     have seconds of audio left); a fifth arrives: its first chunk waits at most for the call
-    already running (and one that may start before its text is read), not for the others'."""
+    already running (and one that may start before its text is read), not for the others'.
+    The worker's slack histogram records the far streams' chunks made with more than a
+    second of audio still to play."""
+    slack_before = chunks_with_slack_above_one_second(piper_worker)
     far = [Stream(channel) for _ in range(4)]
     for n, stream in enumerate(far):
         await stream.send(config(utterance_id=f"far-{n}"), text(PARAGRAPH * 3), END)
@@ -107,6 +115,7 @@ async def test_a_new_utterance_goes_ahead_of_streams_far_ahead_of_their_listener
         "the far streams must still have had text left when the new one came"
     )
     assert len(chunks_between) <= 2, sorted(chunks_between)
+    assert chunks_with_slack_above_one_second(piper_worker) > slack_before
 
 
 async def test_a_cancelled_utterance_never_synthesizes_the_rest_of_its_text(
