@@ -10,6 +10,7 @@ the worker where the listener is, so the worker synthesizes just ahead of playou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import time
 import uuid
@@ -60,6 +61,7 @@ class SpeechHandle:
         self._playout: Playout | None = None
         self._stream: WorkerStream | None = None
         self._done = asyncio.Event()
+        self._audio_task: asyncio.Task[None] | None = None
 
     @property
     def worker(self) -> WorkerRecord | None:
@@ -99,7 +101,9 @@ class SpeechHandle:
         try:
             await stream.start()
             self._tasks.spawn(self._send_text(stream), "text")
-            self._tasks.spawn(self._receive_audio(stream, events, metrics, started), "audio")
+            self._audio_task = self._tasks.spawn(
+                self._receive_audio(stream, events, metrics, started), "audio"
+            )
             self.state = UtteranceState.SPEAKING
             on_speaking()
             self._playout.start()
@@ -143,15 +147,25 @@ class SpeechHandle:
         try:
             if self._playout is not None:
                 await self._playout.aclose()
-            await self._tasks.aclose()
             if self._stream is not None and self.state is UtteranceState.CANCELLED:
-                # In band, so the worker stops at once and reports the utterance cancelled.
-                await self._stream.cancel_and_drain(CANCEL_DRAIN_SECONDS)
+                await self._cancel_in_band(self._stream)
+            await self._tasks.aclose()
         finally:
             # Even when the session's teardown cancels this wind-up half-way.
             if self._stream is not None:
                 await self._stream.aclose()
             self._done.set()
+
+    async def _cancel_in_band(self, stream: WorkerStream) -> None:
+        """Tell the worker in band, so it stops at once and ends the utterance as cancelled,
+        then let the audio task read on to the worker's final stats (at most
+        CANCEL_DRAIN_SECONDS). Stopping that task mid-read instead would cancel the whole
+        call (grpc.aio does), and the worker would see the call dropped."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CANCEL_DRAIN_SECONDS):
+                await stream.cancel()
+                if self._audio_task is not None:
+                    await asyncio.wait([self._audio_task])
 
     async def _report_playout(self) -> None:
         if self.state is UtteranceState.SPEAKING and self._playout and self._stream:

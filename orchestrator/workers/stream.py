@@ -14,7 +14,6 @@ utterance was cancelled) is never synthesized.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -136,22 +135,6 @@ class WorkerStream:
 
     async def cancel(self) -> None:
         await self._control(tts_pb2.CONTROL_COMMAND_CANCEL)
-
-    async def cancel_and_drain(self, within_seconds: float) -> None:
-        """Cancel in band and read what is left up to the worker's stats (at most
-        within_seconds), so the worker ends the utterance as cancelled instead of seeing
-        the call dropped. For a caller that no longer reads frames itself. The cancel's
-        write is inside the bound too: a session's wind-up must never wait on the worker."""
-        if self._call is None or self._call.done():
-            # Nothing to drain, and grpc.aio raises CancelledError on reading a call that was
-            # cancelled here (cancelling a task's read cancels its call): that would end the
-            # caller's task as if it were cancelled itself.
-            return
-        with contextlib.suppress(TimeoutError, WorkerStreamError):
-            async with asyncio.timeout(within_seconds):
-                await self.cancel()
-                while await self.next_frame() is not None:
-                    pass
 
     async def report_playout(self, played_seconds: float) -> None:
         """Where the listener is: seconds of this utterance's audio played so far."""

@@ -44,9 +44,6 @@ class FakeCall:
         self.cancelled = False
         self._finished = False
         self._cancel = asyncio.Event()
-        self.stall_writes = False
-        """write() waits until the call is cancelled (a worker that stopped reading, its
-        flow-control window full)."""
 
     def done(self) -> bool:
         return self._finished or self.cancelled
@@ -61,9 +58,6 @@ class FakeCall:
     async def write(self, message: tts_pb2.SynthesizeRequest) -> None:
         if self.done():
             raise grpc.aio.UsageError("write after the call finished")
-        if self.stall_writes:
-            await self._cancel.wait()
-            raise asyncio.CancelledError
         self.written.append(message)
 
     async def read(self) -> object:

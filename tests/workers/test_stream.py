@@ -4,8 +4,6 @@ restarted; the registry's in-flight count follows the stream."""
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 
@@ -179,63 +177,3 @@ async def test_playout_reports_go_in_band_after_the_first_audio_and_are_never_re
     assert written[3].playout.played_seconds == pytest.approx(0.02)
     while await stream.next_frame() is not None:
         pass
-
-
-async def test_cancel_and_drain_waits_for_the_workers_stats() -> None:
-    """A cancelled utterance reads on to the worker's final stats, so the worker ends it as
-    cancelled rather than seeing its call dropped."""
-    registry = await registry_of(record("a", active=0))
-    a = FakeWorker([[frame(0, 6), frame(6, 12), frame(12, 18), stats()]])
-    stream = await open_stream(registry, FakeChannels({"a:7001": a}))
-    assert await stream.next_frame() is not None
-    await stream.cancel_and_drain(within_seconds=5)
-    assert kinds(a.calls[0].written)[-1] == "control"
-    assert a.calls[0].written[-1].control.command == tts_pb2.CONTROL_COMMAND_CANCEL
-    assert stream.stats is not None
-    assert not a.calls[0].cancelled
-
-
-async def test_cancel_and_drain_gives_up_on_a_silent_worker() -> None:
-    registry = await registry_of(record("a", active=0))
-    a = FakeWorker([[frame(0, 6), HANG]])
-    stream = await open_stream(registry, FakeChannels({"a:7001": a}))
-    assert await stream.next_frame() is not None
-    await stream.cancel_and_drain(within_seconds=0.05)
-    assert stream.stats is None
-    await stream.aclose()
-    assert a.calls[0].cancelled
-
-
-async def test_cancel_and_drain_gives_up_on_a_worker_that_takes_no_more_writes() -> None:
-    """The bound covers the cancel's own write: a session's wind-up never waits on a worker
-    that stopped reading its requests."""
-    registry = await registry_of(record("a", active=0))
-    a = FakeWorker([[frame(0, 6), HANG]])
-    stream = await open_stream(registry, FakeChannels({"a:7001": a}))
-    assert await stream.next_frame() is not None
-    a.calls[0].stall_writes = True
-    async with asyncio.timeout(5):  # a hang fails here instead of hanging the suite
-        await stream.cancel_and_drain(within_seconds=0.05)
-    assert stream.stats is None
-    await stream.aclose()
-    assert a.calls[0].cancelled
-
-
-async def test_cancel_and_drain_after_a_cancelled_read_returns_normally() -> None:
-    """A session cancels its audio task mid-read (grpc.aio then cancels the call) before it
-    drains: the drain has nothing to read and must not raise CancelledError into the
-    session, whose next utterance would then never play."""
-    registry = await registry_of(record("a", active=0))
-    a = FakeWorker([[frame(0, 6), HANG]])
-    stream = await open_stream(registry, FakeChannels({"a:7001": a}))
-    assert await stream.next_frame() is not None
-    reader = asyncio.create_task(stream.next_frame())
-    await asyncio.sleep(0)  # the reader is waiting on the worker
-    reader.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await reader
-    assert a.calls[0].cancelled
-    await stream.cancel_and_drain(within_seconds=5)
-    assert stream.stats is None
-    await stream.aclose()
-    assert registry.in_flight("a") == 0
