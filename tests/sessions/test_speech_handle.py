@@ -14,7 +14,7 @@ from orchestrator.sessions.events import EventLog
 from orchestrator.sessions.playout import AgentSource
 from orchestrator.sessions.speech_handle import SpeechHandle, UtteranceState
 from orchestrator.workers.stream import WorkerStream
-from tests.fakes.worker_stub import UNTIL_CANCEL, FakeChannels, FakeWorker, frame, stats
+from tests.fakes.worker_stub import UNTIL_CANCEL, FakeChannels, FakeWorker, stats
 from tests.workers.test_stream import VOICE, record, registry_of
 from tts_rpc.v1 import tts_pb2
 
