@@ -4,10 +4,14 @@ own HTTP server and wyoming-piper (bench/baselines.py).
 All sides run in the same script, alternating per iteration, on the same voice and text.
 "First audio" is the first audible sample (|x| > 1 % of full scale), not just the first byte,
 so leading silence counts against whoever produces it.
+
+`run_concurrent`: the same measure with N /synthesize streams of one text started together
+(each read to its end), against raw Piper's first chunk measured alone in the same run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -184,3 +188,67 @@ def _baseline_cells(row: dict[str, Any], key: str, speedup: str, width: int) -> 
     if key not in row:
         return f"{'-':>{width}}{'-':>6}"
     return f"{row[key]['p50'] * 1000:>{width - 2}.0f}ms{row[speedup]:>5.1f}x"
+
+
+async def _first_audio_async(client: httpx.AsyncClient, body: dict[str, Any]) -> float:
+    """Seconds from sending the request to the first audible sample; the body is then read
+    to its end, so every stream of a round lasts its whole utterance."""
+    started = time.perf_counter()
+    first_audible: float | None = None
+    pending = b""
+    async with client.stream("POST", "/synthesize", json=body) as response:
+        response.raise_for_status()
+        async for chunk in response.aiter_raw():
+            if first_audible is not None:
+                continue
+            data = pending + chunk
+            usable = len(data) - len(data) % 2
+            pending = data[usable:]
+            if _first_audible_index(np.frombuffer(data[:usable], dtype="<i2")) is not None:
+                first_audible = time.perf_counter() - started
+    assert first_audible is not None, "no audible sample"
+    return first_audible
+
+
+async def _round(url: str, body: dict[str, Any], streams: int) -> list[float]:
+    limits = httpx.Limits(max_connections=streams + 2, max_keepalive_connections=streams + 2)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        await _first_audio_async(client, {**body, "text": "Warm up."})
+        return list(
+            await asyncio.gather(*(_first_audio_async(client, body) for _ in range(streams)))
+        )
+
+
+def run_concurrent(
+    stack: Stack, corpus: dict[str, str], streams: int, rounds: int, raw: dict[str, Any]
+) -> dict[str, Any]:
+    """First audio of `streams` simultaneous /synthesize requests per text, `rounds` times;
+    ratio of its p50 to raw Piper's first chunk (p50 from `raw`, the sequential results)."""
+    results: dict[str, Any] = {"streams": streams, "rounds": rounds, "texts": {}}
+    for name, text in corpus.items():
+        body = {"text": text, "format": "pcm", "sample_rate": 22050}
+        seconds: list[float] = []
+        for _ in range(rounds):
+            seconds += asyncio.run(_round(stack.api_url, body, streams))
+        row: dict[str, Any] = {"words": len(text.split()), "first_audio": summary(seconds)}
+        if name in raw:
+            raw_p50 = raw[name]["raw_piper_first_chunk"]["p50"]
+            row["raw_piper_first_chunk_p50"] = raw_p50
+            row["ratio_p50_vs_raw"] = row["first_audio"]["p50"] / raw_p50
+        results["texts"][name] = row
+    return results
+
+
+def concurrent_table(results: dict[str, Any]) -> str:
+    head = f"{'text':<14}{'words':>6}{'raw first':>11}{'p50':>9}{'p95':>9}{'p50/raw':>9}"
+    lines = [head, "-" * len(head)]
+    for name, row in results["texts"].items():
+        raw = row.get("raw_piper_first_chunk_p50")
+        first = row["first_audio"]
+        lines.append(
+            f"{name:<14}{row['words']:>6}"
+            + (f"{raw * 1000:>9.0f}ms" if raw else f"{'-':>11}")
+            + f"{first['p50'] * 1000:>7.0f}ms{first['p95'] * 1000:>7.0f}ms"
+            + (f"{row['ratio_p50_vs_raw']:>9.2f}" if raw else f"{'-':>9}")
+        )
+    return "\n".join(lines)

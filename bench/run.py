@@ -22,14 +22,31 @@ from bench import (
     concurrency,
     first_audio,
     formats,
+    interrupted,
     metrics_overhead,
     overheads,
     plots,
 )
-from bench.stack import running_stack
+from bench.stack import Stack, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = json.loads((ROOT / "bench" / "corpus.json").read_text(encoding="utf-8"))
+# The texts of the first-audio comparisons at 8 streams (the paragraph's first chunk is a
+# sentence of its own, like raw Piper's).
+CONCURRENT_TEXTS = ("short", "medium", "multi_clause", "long_sentence")
+
+
+def worker_capacity(stack: Stack) -> float | None:
+    """The worker's own measure of its throughput (voiceorch_worker_capacity_ratio)."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{stack.worker.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = response.read().decode()
+    for line in body.splitlines():
+        if line.startswith("voiceorch_worker_capacity_ratio{"):
+            return float(line.split()[-1])
+    return None
 
 
 def environment() -> dict[str, Any]:
@@ -132,14 +149,32 @@ def main() -> None:
         )
         print(first_audio.table(results))
 
-        levels = [1, 2] if args.quick else [1, 2, 4, 8, 16]
+        streams = 2 if args.quick else 8
+        texts = {k: corpus[k] for k in CONCURRENT_TEXTS if k in corpus}
+        at_once = first_audio.run_concurrent(
+            stack, texts, streams, rounds=1 if args.quick else 5, raw=results
+        )
+        report["wall_seconds"]["first_audio_concurrent"] = round(time.perf_counter() - mark, 1)
+        mark = time.perf_counter()
+        report["scenarios"]["first_audio_concurrent"] = at_once
+        print(f"\nFirst audio with {streams} /synthesize streams started together")
+        print(first_audio.concurrent_table(at_once))
+
+        levels = [1, 2] if args.quick else [1, 2, 4, 8, 12, 16, 20, 24]
         rate = 22050
         # --quick: a shorter text keeps the CI smoke fast; the full run uses the paragraph
         conc_text = "long_sentence" if args.quick else "paragraph"
         conc = concurrency.run(
-            stack.api_url, piper_http.url, CORPUS[conc_text], rate, levels, rounds=1
+            stack.api_url,
+            piper_http.url,
+            CORPUS[conc_text],
+            rate,
+            levels,
+            rounds=1,
+            baseline_max_level=16,
         )
         conc["text"] = conc_text
+        conc["worker_capacity_ratio"] = worker_capacity(stack)
         report["wall_seconds"]["concurrency"] = round(time.perf_counter() - mark, 1)
         mark = time.perf_counter()
         report["scenarios"]["concurrency"] = conc
@@ -160,6 +195,13 @@ def main() -> None:
     report["scenarios"]["bargein"] = bargein_result
     print("\nBarge-in through a real livekit-server (default settings)")
     print(bargein.table(bargein_result))
+
+    cut = interrupted.run(repeats=1 if args.quick else 3)
+    report["wall_seconds"]["interrupted"] = round(time.perf_counter() - mark, 1)
+    mark = time.perf_counter()
+    report["scenarios"]["interrupted"] = cut
+    print("\nWorker CPU on a LiveKit session utterance interrupted after 3 s")
+    print(interrupted.table(cut))
 
     overhead = metrics_overhead.run(scrapes=50 if args.quick else 500)
     report["wall_seconds"]["metrics_overhead"] = round(time.perf_counter() - mark, 1)

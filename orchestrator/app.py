@@ -71,6 +71,7 @@ def manager_options(settings: OrchestratorSettings) -> ManagerOptions:
         stream=stream_options(settings),
         listener_wait_seconds=settings.listener_wait_seconds,
         playout_queue_ms=settings.playout_queue_ms,
+        synthesis_lead_seconds=settings.synthesis_lead_seconds,
     )
     return ManagerOptions(
         instance_id=settings.resolved_instance_id(),

@@ -94,6 +94,10 @@ class OrchestratorSettings(LogSettings):
     """How long an utterance waits for someone to subscribe to the agent's audio."""
     playout_queue_ms: int = Field(default=100, ge=20, le=1000)
     """Audio buffered inside LiveKit's source; the most that can play after a pause."""
+    synthesis_lead_seconds: float = Field(default=3.0, ge=0)
+    """In a session, the worker synthesizes at most this much audio ahead of what the
+    listener has heard (the session reports its playout position), so an interrupted
+    utterance's remaining text is never synthesized. 0: no bound (all of it at once)."""
     bargein_min_interruption_seconds: float = Field(default=0.3, gt=0)
     """Voiced user speech (silent gaps left out) at least this long cancels the paused
     utterance; shorter is a false interruption."""

@@ -159,6 +159,23 @@ class WorkerProcess:
                     return {k: v for k, v in busy.items() if v}
                 await asyncio.sleep(0.1)
 
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of the worker's own /metrics (its metrics port)."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read().decode()
+        for family in text_string_to_metric_families(body):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        raise AssertionError(f"{name} {labels} is not exported")
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()

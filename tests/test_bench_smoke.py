@@ -34,12 +34,25 @@ def test_bench_quick_run_writes_results(tmp_path: Path) -> None:
     for row in rows.values():
         assert row["piper_http_first_audio"]["n"] == 1
         assert row["speedup_vs_piper_http_p50"] > 0
+    at_once = report["scenarios"]["first_audio_concurrent"]
+    assert at_once["streams"] == 2
+    assert set(at_once["texts"]) == {"short", "long_sentence"}
+    for row in at_once["texts"].values():
+        assert row["first_audio"]["n"] == 2
+        assert row["ratio_p50_vs_raw"] > 0
     levels = report["scenarios"]["concurrency"]
     for system in ("ours", "piper_http"):
         assert set(levels[system]["per_level"]) == {"1", "2"}
         assert levels[system]["per_level"]["2"]["streams"] == 2
         assert "largest_level_without_underruns" in levels[system]
         assert "largest_level_real_time" in levels[system]
+        assert "largest_level_no_underrun_first_audio_p95_1s" in levels[system]
+        assert levels[system]["throughput_realtime_max"] > 0
+    assert levels["worker_capacity_ratio"] > 0
+    cut = report["scenarios"]["interrupted"]
+    for case in ("bounded", "unbounded", "whole"):
+        assert cut[case]["worker_cpu_seconds"]["n"] == 1
+        assert cut[case]["worker_cpu_seconds"]["p50"] > 0
     overheads = report["scenarios"]["overheads"]
     assert overheads["startup"]["worker_to_serving_seconds"]["n"] == 1
     assert overheads["worker_voice_memory"]["rss_per_loaded_voice_mib"] is not None
@@ -53,5 +66,6 @@ def test_bench_quick_run_writes_results(tmp_path: Path) -> None:
         "-first-audio.png",
         "-concurrency.png",
     }
-    for heading in ("First audio", "Concurrency", "Response formats", "Barge-in", "Overheads"):
+    headings = ("First audio", "Concurrency", "Response formats", "Barge-in", "interrupted")
+    for heading in (*headings, "Overheads"):
         assert heading in done.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -64,6 +65,21 @@ MAX_STREAMS = Gauge(
     "Utterances the worker synthesizes at once (its capacity).",
     ["engine"],
 )
+CHUNK_SLACK_SECONDS = Histogram(
+    "voiceorch_worker_chunk_slack_seconds",
+    "For each chunk of a playing stream: its playback deadline (when the listener's audio "
+    "would run dry) minus the moment the chunk's audio was ready; below 0, the listener's "
+    "playback had run dry.",
+    ["engine"],
+    buckets=(-2.0, -1.0, -0.5, -0.25, -0.1, -0.05, -0.02, 0.0)
+    + (0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0),
+)
+CAPACITY = Gauge(
+    "voiceorch_worker_capacity_ratio",
+    "Audio seconds the worker synthesizes per second, measured over its recent engine calls "
+    "(how many real-time streams it can carry); NaN until it has synthesized.",
+    ["engine"],
+)
 STREAM_OUTCOMES = ("completed", "cancelled", "client_cancelled", "invalid", "rejected", "error")
 
 
@@ -80,10 +96,21 @@ def init_engine(engine: str, max_streams: int, load_seconds: Mapping[str, float]
         FIRST_FRAME_SECONDS,
         REALTIME_FACTOR,
         AUDIO_SECONDS,
+        CHUNK_SLACK_SECONDS,
     ):
         metric.labels(engine)
     MAX_STREAMS.labels(engine).set(max_streams)
     note_voice_loads(engine, load_seconds)
+
+
+def watch_capacity(engine: str, capacity: Callable[[], float | None]) -> None:
+    """Export the scheduler's measured capacity, read at each scrape."""
+
+    def read() -> float:
+        value = capacity()
+        return math.nan if value is None else value
+
+    CAPACITY.labels(engine).set_function(read)
 
 
 def note_voice_loads(engine: str, load_seconds: Mapping[str, float]) -> None:

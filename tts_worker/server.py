@@ -16,9 +16,11 @@ from fleet.backends import open_store
 from fleet.process import serve_until_signalled
 from fleet.workers import remove_worker
 from tts_rpc.v1 import tts_pb2_grpc
+from tts_worker import metrics
 from tts_worker.admission import Admission
 from tts_worker.engines import create_engine
 from tts_worker.heartbeat import heartbeat_forever
+from tts_worker.scheduler import Scheduler, SchedulerOptions
 from tts_worker.service import TextToSpeechService
 from tts_worker.settings import WorkerSettings
 from tts_worker.utterance import Limits
@@ -61,15 +63,30 @@ class Worker:
         # Loading a voice blocks for a few hundred ms: keep it off the event loop.
         engine = await loop.run_in_executor(self.executor, create_engine, self.settings)
         s = self.settings
+        slack = metrics.CHUNK_SLACK_SECONDS.labels(engine.name)
+        scheduler = Scheduler(
+            self.executor,
+            SchedulerOptions(
+                parallelism=s.inference_threads,
+                first_audio_target_seconds=s.first_audio_target_seconds,
+                min_chunk_seconds=s.min_chunk_seconds,
+                chunk_growth=s.chunk_growth,
+                max_utilization=s.max_utilization,
+            ),
+            on_slack=slack.observe,
+        )
+        metrics.watch_capacity(engine.name, lambda: scheduler.capacity)
         self.service = TextToSpeechService(
             engine,
             self.executor,
+            scheduler,
             Admission(s.max_concurrent_streams, s.max_queued_streams),
             Limits(
                 s.min_clause_chars,
                 s.max_segment_chars,
                 s.max_text_chunk_chars,
                 s.max_utterance_chars,
+                s.first_segment_words,
             ),
             self.worker_id,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 
@@ -14,6 +15,7 @@ from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
 from tts_worker import metrics
 from tts_worker.admission import Admission, QueueFull
 from tts_worker.engines.base import MAX_SPEED, MIN_SPEED, Engine, VoiceNotFoundError, VoiceSpec
+from tts_worker.scheduler import Scheduler
 from tts_worker.utterance import SUPPORTED_SAMPLE_RATES, Limits, StreamError, Utterance
 
 log = logging.getLogger(__name__)
@@ -30,18 +32,21 @@ def voice_message(spec: VoiceSpec, engine: str) -> tts_pb2.Voice:
 
 
 class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
-    """Serves one engine. Each Synthesize stream is independent of every other."""
+    """Serves one engine. Each Synthesize stream is independent of every other; their
+    engine calls share the scheduler, in order of playback deadline."""
 
     def __init__(
         self,
         engine: Engine,
         executor: Executor,
+        scheduler: Scheduler,
         admission: Admission,
         limits: Limits,
         worker_id: str,
     ) -> None:
         self.engine = engine
         self.executor = executor
+        self.scheduler = scheduler
         self.admission = admission
         self.limits = limits
         self.worker_id = worker_id
@@ -78,17 +83,30 @@ class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
             await context.abort(error.code, error.details)
         engine = self.engine.name
         outcome = "error"
+        # Refused at once when the deadlines of the streams already here (and this one's
+        # first audio) cannot all be met: the orchestrator places it on another worker.
+        refusal = self.scheduler.refusal()
+        if refusal is not None:
+            metrics.STREAMS.labels(engine, "rejected").inc()
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, f"worker at capacity: {refusal}"
+            )
+        # Counted in the schedule from here on, queued or not: admission sees its demand.
+        utterance = Utterance(first.config, voice, self.engine, self.scheduler, self.limits)
         metrics.QUEUED_STREAMS.labels(engine).inc()
         try:
             queue_seconds = await self.admission.acquire()
         except QueueFull as exc:
+            utterance.close()
             metrics.STREAMS.labels(engine, "rejected").inc()
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"worker at capacity: {exc}")
+        except BaseException:
+            utterance.close()
+            raise
         finally:
             metrics.QUEUED_STREAMS.labels(engine).dec()
         metrics.QUEUE_SECONDS.labels(engine).observe(queue_seconds)
         metrics.ACTIVE_STREAMS.labels(engine).inc()
-        utterance = Utterance(first.config, voice, self.engine, self.executor, self.limits)
         utterance.queue_seconds = queue_seconds
         reader = asyncio.create_task(
             self._read(request_iterator, utterance), name=f"tts-read-{utterance.id}"
@@ -117,6 +135,7 @@ class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
             # cancellation must not skip the release.
             metrics.ACTIVE_STREAMS.labels(engine).dec()
             self.admission.release()
+            utterance.close()
             self._record(utterance, outcome)
             await cancel_and_wait(reader)
 
@@ -161,6 +180,11 @@ class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
             raise StreamError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"speed {config.speed:g} is out of range: use {MIN_SPEED:g} to {MAX_SPEED:g}",
+            )
+        if not (math.isfinite(config.max_lead_seconds) and config.max_lead_seconds >= 0):
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "max_lead_seconds must be a finite number of seconds, 0 (no bound) or more",
             )
         if config.speed not in (0, 1) and not self.engine.supports_speed:
             raise StreamError(

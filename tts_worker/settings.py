@@ -40,10 +40,24 @@ class WorkerSettings(LogSettings):
     preload_voices: list[str] = Field(default_factory=list)
     """Voices loaded at start-up besides the default (others load on first use)."""
 
-    max_concurrent_streams: int = Field(default=8, ge=1)
-    """Utterances synthesized at once; more wait in the queue."""
+    max_concurrent_streams: int = Field(default=32, ge=1)
+    """Most utterances synthesized at once; more wait in the queue. A hard cap: admission
+    refuses a stream sooner when the measured capacity cannot meet every stream's playback
+    deadlines (see max_utilization)."""
     max_queued_streams: int = Field(default=32, ge=0)
     """Utterances allowed to wait for a slot; beyond this a stream gets RESOURCE_EXHAUSTED."""
+    max_utilization: float = Field(default=0.9, gt=0, le=1)
+    """Admission: a new stream is refused (RESOURCE_EXHAUSTED, so the orchestrator places it
+    elsewhere) when the audio every stream needs before its playback runs dry would take more
+    than this share of the worker's measured capacity."""
+    first_audio_target_seconds: float = Field(default=0.25, ge=0)
+    """Scheduling: a new utterance's first chunk is due this long after its text arrived, so
+    it goes ahead of every stream with more than that left to play."""
+    min_chunk_seconds: float = Field(default=1.0, gt=0)
+    """Scheduling: while streams compete, a chunk is cut (at a clause mark or before a phrase)
+    to at most max(this, chunk_growth x the audio its listener has left) seconds of audio."""
+    chunk_growth: float = Field(default=2.0, gt=0)
+    """Scheduling: how fast chunks grow back to whole clauses as a stream gets ahead."""
     inference_threads: int = Field(default=1, ge=1)
     """Engine calls running at once (the executor's size). Each uses onnx_intra_op_threads
     cores, so on 2 cores one call at a time with 2 threads keeps the cores busy without
@@ -69,6 +83,10 @@ class WorkerSettings(LogSettings):
     """Tests only: `module:callable` that builds the model from the folder in place of
     CosyVoice 2 (the tests' stand-in model). Leave unset in production."""
 
+    first_segment_words: int = Field(default=3, ge=0)
+    """The first segment of an utterance ends at the first natural break (a clause mark, or
+    before a word such as "and" or "with") after this many words, so audio starts after a few
+    words; later segments are whole clauses and sentences. 0: no shorter first segment."""
     min_clause_chars: int = Field(default=30, ge=1)
     """A clause boundary (, ; :) ends a segment once it holds at least this many characters."""
     max_segment_chars: int = Field(default=250, ge=20)

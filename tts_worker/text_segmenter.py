@@ -12,6 +12,13 @@ character counts as `CJK_CHAR_WEIGHT` Latin ones (Mandarin is read at about four
 characters a second, English at fifteen or so), so a Chinese clause is cut as soon as an
 English clause of the same spoken length would be. Text with neither spaces nor
 punctuation is cut between two CJK characters past the length limit.
+
+The first segment of an utterance is shorter, so its audio starts after a few words: it
+ends at the first natural break once it holds `first_segment_words` words (a CJK character
+counts as one): any clause mark, or a space before a word that opens a phrase ("and",
+"because", "with"...), unless the sentence is known to end within a few words anyway.
+`split_segment` cuts a segment further, at the best break within a length, for the
+scheduler (tts_worker/scheduler.py) when a chunk must stay short.
 """
 
 from __future__ import annotations
@@ -29,6 +36,18 @@ _ABBREVIATIONS = frozenset(
     {"mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "etc", "e.g", "i.e", "no", "approx"}
 )
 CJK_CHAR_WEIGHT = 4
+# Words that open a phrase: a pause before them sounds natural, so a short first segment
+# (or a chunk cut under load) may end just before one. "of" and "to" bind too tightly to
+# the word before them to be listed.
+PHRASE_OPENERS = frozenset(
+    {
+        "and", "but", "or", "nor", "so", "yet", "because", "although", "though", "while",
+        "whereas", "if", "unless", "until", "when", "whenever", "where", "wherever", "which",
+        "who", "whom", "whose", "since", "before", "after", "as", "at", "by", "for", "from",
+        "in", "into", "on", "onto", "past", "with", "without", "through", "across", "along",
+        "about", "over", "under", "during", "near", "then",
+    }
+)  # fmt: skip
 
 
 def is_cjk(char: str) -> bool:
@@ -60,9 +79,15 @@ class Segment:
 class TextSegmenter:
     """Incremental segmenter: push text as it arrives, get back complete segments."""
 
-    def __init__(self, min_clause_chars: int = 30, max_segment_chars: int = 250) -> None:
+    def __init__(
+        self, min_clause_chars: int = 30, max_segment_chars: int = 250, first_segment_words: int = 0
+    ) -> None:
+        """first_segment_words: the first segment ends at the first natural break after this
+        many words; 0 treats it like any other."""
         self._min_clause = min_clause_chars
         self._max_segment = max_segment_chars
+        self._first_words = first_segment_words
+        self._first = first_segment_words > 0  # the first segment is still to come
         self._buffer = ""
         self._offset = 0  # utterance offset of _buffer[0]
         self._scanned = 0  # positions of _buffer below this were already examined
@@ -90,6 +115,14 @@ class TextSegmenter:
                 i, weight = 0, 0
                 continue
             char = self._buffer[i]
+            if self._first and char.isspace():
+                opener = self._before_opener(i, final)
+                if opener is None:
+                    break
+                if opener:
+                    segments += self._emit(i)
+                    i, weight = 0, 0
+                    continue
             if weight >= self._max_segment and (char.isspace() or (is_cjk(char) and i > 0)):
                 segments += self._emit(i)
                 i, weight = 0, 0
@@ -134,7 +167,7 @@ class TextSegmenter:
                         return None
                 elif self._buffer[i + 2].isdigit():
                     return False
-            return self._long_enough(weight)
+            return self._long_enough(weight, i)
         if char == ".":
             words = self._buffer[:i].split()
             return not (words and words[-1].lower().rstrip(".") in _ABBREVIATIONS)
@@ -146,10 +179,31 @@ class TextSegmenter:
                 return None  # a closing quote may follow
         elif self._buffer[i + 1] in _CJK_CLOSERS:
             return False  # the boundary moves onto the closer
-        return True if sentence else self._long_enough(weight)
+        return True if sentence else self._long_enough(weight, i)
 
-    def _long_enough(self, weight: int) -> bool:
+    def _long_enough(self, weight: int, i: int) -> bool:
+        """Whether a clause mark at i ends the segment."""
+        if self._first:
+            # A clause mark is the first segment's natural break once it holds a few words.
+            return count_words(self._buffer[: i + 1]) >= self._first_words
         return weight >= self._min_clause
+
+    def _before_opener(self, i: int, final: bool) -> bool | None:
+        """Whether the first segment ends at the space at i, before a phrase opener; None:
+        cannot tell until more text arrives."""
+        if i == 0 or self._buffer[i - 1].isspace():
+            return False
+        rest = self._buffer[i:]
+        words = rest.split()
+        if not words or (len(words) == 1 and not final and not rest[-1].isspace()):
+            return None if not final else False  # the next word may not be complete yet
+        if words[0].lower().strip("\"'([") not in PHRASE_OPENERS:
+            return False
+        if count_words(self._buffer[:i]) < self._first_words:
+            return False
+        # A sentence that ends within a few words anyway stays whole: "Sure, I can help
+        # with that." is not worth a break before "with that."
+        return not _ends_soon(rest, self._first_words)
 
     def _emit(self, cut: int) -> list[Segment]:
         piece, self._buffer = self._buffer[:cut], self._buffer[cut:]
@@ -159,5 +213,67 @@ class TextSegmenter:
         # Whitespace or punctuation alone makes no sound; skip it rather than ask the engine.
         if not any(c.isalnum() for c in stripped):
             return []
+        self._first = False
         lead = len(piece) - len(piece.lstrip())
         return [Segment(stripped, start + lead, start + lead + len(stripped))]
+
+
+def count_words(text: str) -> int:
+    """Spoken words: space-separated words, each CJK character counting as one."""
+    words = 0
+    for token in text.split():
+        cjk = sum(1 for c in token if is_cjk(c))
+        latin = any(c.isalnum() and not is_cjk(c) for c in token)
+        words += cjk + int(latin)
+    return words
+
+
+def _ends_soon(rest: str, words: int) -> bool:
+    """Whether a sentence end comes within `words` words of the start of rest."""
+    for k, token in enumerate(rest.split()):
+        if k >= words:
+            return False
+        if token[-1] in _SENTENCE_END or token[-1] in _CJK_SENTENCE_END:
+            return True
+    return False
+
+
+def split_segment(
+    segment: Segment, max_chars: int, min_words: int
+) -> tuple[Segment, Segment | None]:
+    """Cut a segment to at most max_chars characters at its best break: the last clause
+    mark, else the last space before a phrase opener, else the last space; never leaving
+    fewer than min_words words on either side. The whole segment (and None) when it is
+    short enough or has no such break."""
+    text = segment.text
+    if len(text) <= max_chars:
+        return segment, None
+    marks: list[int] = []  # cut after these positions (clause marks)
+    openers: list[int] = []  # cut at these spaces (before a phrase opener)
+    spaces: list[int] = []
+    for i, char in enumerate(text[: max_chars + 1]):
+        if not char.isspace() or i == 0 or text[i - 1].isspace():
+            continue
+        before, after = text[:i], text[i:]
+        if count_words(before) < min_words or count_words(after) < min_words:
+            continue
+        if text[i - 1] in _CLAUSE_END or text[i - 1] in _CJK_CLAUSE_END:
+            marks.append(i)
+        elif after.split()[0].lower().strip("\"'([") in PHRASE_OPENERS:
+            openers.append(i)
+        else:
+            spaces.append(i)
+    for found in (marks, openers, spaces):
+        if found:
+            return _cut_at(segment, found[-1])
+    return segment, None
+
+
+def _cut_at(segment: Segment, i: int) -> tuple[Segment, Segment]:
+    text = segment.text
+    head = text[:i].rstrip()
+    tail_start = i + (len(text[i:]) - len(text[i:].lstrip()))
+    return (
+        Segment(head, segment.start, segment.start + len(head)),
+        Segment(text[tail_start:], segment.start + tail_start, segment.end),
+    )

@@ -1,16 +1,18 @@
 """One Synthesize stream: text in, frames out, with its own pause gate and cancel flag.
 
 Controls act on this object only: every stream owns its gate, its segmenter and its
-framer, so PAUSE or CANCEL on one utterance can never touch another.
+framer, so PAUSE or CANCEL on one utterance can never touch another. Its engine calls take
+their turn through the worker's Scheduler (tts_worker/scheduler.py), which orders them by
+playback deadline and may ask for a shorter chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterator
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -19,14 +21,17 @@ import grpc
 from tts_rpc.v1 import tts_pb2
 from tts_worker.audio_framer import BYTES_PER_SAMPLE, AudioFramer
 from tts_worker.engines.base import Engine, EngineAudio, TimedAudio, VoiceSpec
+from tts_worker.scheduler import Scheduler
 from tts_worker.text.segments import SpokenSegment, UtteranceText
-from tts_worker.text_segmenter import Segment, TextSegmenter
+from tts_worker.text_segmenter import Segment, TextSegmenter, split_segment
 
 T = TypeVar("T")
 
 SUPPORTED_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 _CONTROL_TO_SPACE = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), 127], " ")
 DEFAULT_FRAME_MS = 20
+# A chunk cut to the scheduler's budget keeps at least this many words on each side.
+_MIN_CHUNK_WORDS = 3
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Limits:
     max_segment_chars: int
     max_text_chunk_chars: int
     max_utterance_chars: int
+    first_segment_words: int = 0
+    """The first segment ends at the first natural break after this many words (0: off)."""
 
 
 class Utterance:
@@ -53,7 +60,7 @@ class Utterance:
         config: tts_pb2.SynthesisConfig,
         voice: VoiceSpec,
         engine: Engine,
-        executor: Executor,
+        scheduler: Scheduler,
         limits: Limits,
     ) -> None:
         self.id = config.utterance_id
@@ -62,9 +69,11 @@ class Utterance:
         self.frame_ms = config.frame_duration_ms or DEFAULT_FRAME_MS
         self.speed = config.speed or 1.0
         self._engine = engine
-        self._executor = executor
+        self._scheduler = scheduler
         self._limits = limits
-        self._segmenter = TextSegmenter(limits.min_clause_chars, limits.max_segment_chars)
+        self._segmenter = TextSegmenter(
+            limits.min_clause_chars, limits.max_segment_chars, limits.first_segment_words
+        )
         # Each segment is read as a person would say it just before synthesis; numbers and
         # the like are spelled out in English only.
         self._text = UtteranceText(
@@ -72,6 +81,8 @@ class Utterance:
             written_forms=voice.language.lower().startswith("en"),
         )
         self._segments: asyncio.Queue[Segment | None] = asyncio.Queue()
+        self._held: Segment | None = None  # the rest of a segment cut to the chunk budget
+        self._playback = scheduler.open(config.max_lead_seconds, voice.name)
         self._playing = asyncio.Event()
         self._playing.set()
         self._cancelled = asyncio.Event()
@@ -85,6 +96,7 @@ class Utterance:
         self.audio_samples = 0
         self.frames = 0
         self.queue_seconds = 0.0
+        self.synthesized_end = 0  # end offset of the text given to the engine
         # Text timings not yet sent, in the order their audio starts (see AudioFrame.timings).
         self._timings: deque[tts_pb2.TextTiming] = deque()
         self._engine_samples = 0  # engine audio so far, at the voice's native rate
@@ -97,6 +109,10 @@ class Utterance:
     def paused(self) -> bool:
         return not self._playing.is_set()
 
+    def close(self) -> None:
+        """The stream is over: it no longer takes part in the worker's schedule."""
+        self._scheduler.close(self._playback)
+
     # -- input side ---------------------------------------------------------------------
 
     def accept(self, request: tts_pb2.SynthesizeRequest) -> None:
@@ -106,6 +122,14 @@ class Utterance:
             self._accept_text(request.text.text)
         elif kind == "control":
             self._accept_control(request.control.command)
+        elif kind == "playout":
+            played = request.playout.played_seconds
+            if not (math.isfinite(played) and played >= 0):
+                raise StreamError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "playout.played_seconds must be a finite number of seconds, 0 or more",
+                )
+            self._playback.report(played)
         elif kind == "end_of_input":
             if self._input_ended:
                 raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "end_of_input sent twice")
@@ -139,6 +163,7 @@ class Utterance:
                 f"{self._limits.max_text_chunk_chars}",
             )
         self._chars += len(text)
+        self._playback.unsynthesized_chars += len(text)
         if self._chars > self._limits.max_utterance_chars:
             raise StreamError(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -157,8 +182,10 @@ class Utterance:
     def _accept_control(self, command: int) -> None:
         if command == tts_pb2.CONTROL_COMMAND_PAUSE:
             self._playing.clear()
+            self._playback.pause()
         elif command == tts_pb2.CONTROL_COMMAND_RESUME:
             self._playing.set()
+            self._playback.resume()
         elif command == tts_pb2.CONTROL_COMMAND_CANCEL:
             self.cancel()
         else:
@@ -171,6 +198,7 @@ class Utterance:
         for segment in self._segmenter.flush():
             self._segments.put_nowait(segment)
         self._segments.put_nowait(None)
+        self._playback.input_ended = True
 
     # -- output side --------------------------------------------------------------------
 
@@ -179,7 +207,7 @@ class Utterance:
         framer = AudioFramer(self.voice.native_sample_rate, self.sample_rate, self.frame_ms)
         span = tts_pb2.TextSpan()
         while not self.cancelled:
-            segment = await self._unless_cancelled(self._segments.get())
+            segment = await self._next_segment()
             if segment is None:
                 break
             spoken = self._text.spoken(segment)
@@ -187,6 +215,8 @@ class Utterance:
                 continue  # nothing to say (a code block)
             span = tts_pb2.TextSpan(start=segment.start, end=segment.end)
             chunks = self._engine.synthesize(self.voice.name, spoken.text, speed=self.speed)
+            self.synthesized_end = segment.end
+            self._playback.unsynthesized_chars = self._chars - segment.end
             segment_starts_at = self._engine_samples
             words_timed = False
             while True:
@@ -205,6 +235,13 @@ class Utterance:
                     yield self._frame(pcm, span, produced_ns)
             if self.cancelled:
                 break
+            self._scheduler.note_segment(
+                self.voice.name,
+                len(segment.text),
+                (self._engine_samples - segment_starts_at)
+                / self.voice.native_sample_rate
+                * self.speed,
+            )
             if not words_timed and self._engine_samples > segment_starts_at:
                 # No word times from this engine: the clause is timed as a whole, once its
                 # end is known; the next frame carries it.
@@ -218,6 +255,7 @@ class Utterance:
                     )
                 )
         if not self.cancelled:
+            self._playback.unsynthesized_chars = 0  # all of it (what is left makes no sound)
             produced_ns = time.time_ns()
             for pcm in framer.flush():
                 if not await self._wait_playing():
@@ -238,6 +276,8 @@ class Utterance:
             queue_seconds=self.queue_seconds,
             frames=self.frames,
             cancelled=self.cancelled,
+            synthesized_seconds=self._engine_samples / self.voice.native_sample_rate,
+            text_synthesized_end=self.synthesized_end,
         )
 
     @property
@@ -267,6 +307,7 @@ class Utterance:
         )
         self.frames += 1
         self.audio_samples += samples
+        self._playback.sent(samples / self.sample_rate)
         return tts_pb2.SynthesizeResponse(frame=frame)
 
     def _time_words(self, chunk: TimedAudio, spoken: SpokenSegment) -> None:
@@ -299,13 +340,31 @@ class Utterance:
             unit=unit,
         )
 
+    async def _next_segment(self) -> Segment | None:
+        """The next piece of text to synthesize, cut to the scheduler's chunk budget."""
+        segment, self._held = self._held, None
+        if segment is None:
+            segment = await self._unless_cancelled(self._segments.get())
+            if segment is None:
+                return None
+        budget = self._scheduler.chunk_budget(self._playback)
+        if budget is not None:
+            seconds_per_char = self._scheduler.seconds_per_char(self.voice.name) / self.speed
+            max_chars = int(budget / seconds_per_char)
+            segment, self._held = split_segment(segment, max_chars, _MIN_CHUNK_WORDS)
+        return segment
+
     async def _next_chunk(self, chunks: Iterator[EngineAudio]) -> EngineAudio | None:
-        started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        chunk = await self._unless_cancelled(
-            loop.run_in_executor(self._executor, next, chunks, None)
+        done = await self._unless_cancelled(
+            self._scheduler.run(self._playback, lambda: next(chunks, None))
         )
-        self.synthesis_seconds += time.perf_counter() - started
+        if done is None:
+            return None
+        chunk, seconds = done
+        self.synthesis_seconds += seconds
+        if chunk is not None:
+            audio = chunk.audio if isinstance(chunk, TimedAudio) else chunk
+            self._scheduler.measured(len(audio) / self.voice.native_sample_rate, seconds)
         return chunk
 
     async def _wait_playing(self) -> bool:

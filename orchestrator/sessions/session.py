@@ -75,10 +75,14 @@ class SessionOptions:
     """How long an utterance waits for someone to subscribe to the agent's audio."""
     playout_queue_ms: int = 100
     """Audio buffered inside LiveKit's source; the most that can play after a pause."""
+    synthesis_lead_seconds: float = 3.0
+    """The worker synthesizes at most this far ahead of the playout position; 0: no bound."""
 
     def __post_init__(self) -> None:
         if self.listener_wait_seconds <= 0:
             raise ValueError("listener_wait_seconds must be positive")
+        if self.synthesis_lead_seconds < 0:
+            raise ValueError("synthesis_lead_seconds must not be negative")
         if not 20 <= self.playout_queue_ms <= 1000:
             raise ValueError("playout_queue_ms must be within 20..1000")
 
@@ -247,6 +251,7 @@ class VoiceSession:
             verbatim=handle.verbatim,
             utterance_id=handle.id,
             options=self.options.stream,
+            max_lead_seconds=self.options.synthesis_lead_seconds,
         )
         self._current = handle
         try:

@@ -3,18 +3,20 @@
 A `SpeechHandle` owns everything of its utterance: the worker stream, the audio buffer,
 the playout into the session's LiveKit source, and the tasks that move text in and audio
 out. The session schedules handles one at a time and applies barge-in decisions to the
-current one through `pause()`, `resume()` and `cancel()`.
+current one through `pause()`, `resume()` and `cancel()`. While it plays, the handle tells
+the worker where the listener is, so the worker synthesizes just ahead of playout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import time
 import uuid
 from collections.abc import Callable
 
-from fleet.aio import TaskSet
+from fleet.aio import TaskSet, every
 from fleet.records import WorkerRecord
 from orchestrator import errors
 from orchestrator.metrics.recorder import FleetMetrics
@@ -34,6 +36,10 @@ class UtteranceState(enum.StrEnum):
 
 
 OVER = frozenset({UtteranceState.FINISHED, UtteranceState.CANCELLED, UtteranceState.FAILED})
+PLAYOUT_REPORT_SECONDS = 0.25
+"""How often the worker hears where the listener is (it advances the position in between)."""
+CANCEL_DRAIN_SECONDS = 1.0
+"""How long a cancelled utterance waits for the worker to confirm it (its final stats)."""
 
 
 class UtteranceClosed(Exception):
@@ -59,6 +65,7 @@ class SpeechHandle:
         self._playout: Playout | None = None
         self._stream: WorkerStream | None = None
         self._done = asyncio.Event()
+        self._audio_task: asyncio.Task[None] | None = None
 
     @property
     def worker(self) -> WorkerRecord | None:
@@ -98,10 +105,16 @@ class SpeechHandle:
         try:
             await stream.start()
             self._tasks.spawn(self._send_text(stream), "text")
-            self._tasks.spawn(self._receive_audio(stream, events, metrics, started), "audio")
+            self._audio_task = self._tasks.spawn(
+                self._receive_audio(stream, events, metrics, started), "audio"
+            )
             self.state = UtteranceState.SPEAKING
             on_speaking()
             self._playout.start()
+            self._tasks.spawn(
+                every(PLAYOUT_REPORT_SECONDS, self._report_playout, what="playout report"),
+                "playout-report",
+            )
             events.emit(EventKind.SPEECH_STARTED, utterance_id=self.id)
             await self._playout.wait_finished()
             if self.state is UtteranceState.SPEAKING:
@@ -138,15 +151,30 @@ class SpeechHandle:
         try:
             if self._playout is not None:
                 await self._playout.aclose()
-            await self._tasks.aclose()
             if self._stream is not None and self.state is UtteranceState.CANCELLED:
-                # In band, so the worker stops at once and reports the utterance cancelled.
-                await self._stream.cancel()
+                await self._cancel_in_band(self._stream)
+            await self._tasks.aclose()
         finally:
             # Even when the session's teardown cancels this wind-up half-way.
             if self._stream is not None:
                 await self._stream.aclose()
             self._done.set()
+
+    async def _cancel_in_band(self, stream: WorkerStream) -> None:
+        """Tell the worker in band, so it stops at once and ends the utterance as cancelled,
+        then let the audio task read on to the worker's final stats (at most
+        CANCEL_DRAIN_SECONDS). Stopping that task mid-read instead would cancel the whole
+        call (grpc.aio does), and the worker would see the call dropped."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CANCEL_DRAIN_SECONDS):
+                await stream.cancel()
+                if self._audio_task is not None:
+                    await asyncio.wait([self._audio_task])
+
+    async def _report_playout(self) -> None:
+        if self.state is UtteranceState.SPEAKING and self._playout and self._stream:
+            heard = self._playout.heard_samples / self.audio.sample_rate
+            await self._stream.report_playout(heard)
 
     async def _send_text(self, stream: WorkerStream) -> None:
         while (chunk := await self._chunks.get()) is not None:

@@ -4,6 +4,11 @@ Before the first audio frame, a failure (worker killed, at capacity, too slow) m
 utterance to another worker and replays the text sent so far, so the caller never notices.
 After the first frame, a failure ends the stream with WorkerStreamError: speech is never
 restarted from the top.
+
+A caller that plays the audio (a session) may bound how far synthesis runs ahead of its
+listener (`max_lead_seconds`) and report where the listener is (`report_playout`): the
+worker then synthesizes just ahead of playout, and text the listener never reaches (the
+utterance was cancelled) is never synthesized.
 """
 
 from __future__ import annotations
@@ -81,9 +86,12 @@ class WorkerStream:
         verbatim: bool = False,
         utterance_id: str | None = None,
         options: StreamOptions | None = None,
+        max_lead_seconds: float = 0.0,
     ) -> None:
         """`speed` is the speaking rate (0.25-4.0); `verbatim` sends the text to the engine
-        as it is, without the worker's normalization (markdown, numbers, emoji...)."""
+        as it is, without the worker's normalization (markdown, numbers, emoji...);
+        `max_lead_seconds` bounds how far synthesis runs ahead of the playout position this
+        stream reports (0: no bound)."""
         options = options or StreamOptions()
         self._registry = registry
         self._channels = channels
@@ -96,6 +104,7 @@ class WorkerStream:
             frame_duration_ms=frame_duration_ms,
             speed=speed,
             verbatim=verbatim,
+            max_lead_seconds=max_lead_seconds,
         )
         self._first_audio_timeout = options.first_audio_timeout_seconds
         self._max_attempts = options.max_attempts
@@ -106,6 +115,9 @@ class WorkerStream:
         self._input_ended = False
         self._got_audio = False
         self._holding: str | None = None  # worker id counted as in flight in the registry
+        # One write at a time: grpc-core takes one outstanding message per call, and text,
+        # controls and playout reports come from different tasks.
+        self._writing = asyncio.Lock()
         self.stats: tts_pb2.SynthesisStats | None = None
 
     @property
@@ -131,6 +143,13 @@ class WorkerStream:
 
     async def cancel(self) -> None:
         await self._control(tts_pb2.CONTROL_COMMAND_CANCEL)
+
+    async def report_playout(self, played_seconds: float) -> None:
+        """Where the listener is: seconds of this utterance's audio played so far."""
+        if not self._got_audio:
+            return  # nothing is played before the first frame (and a retry needs no replay)
+        position = tts_pb2.PlayoutPosition(played_seconds=played_seconds)
+        await self._write(tts_pb2.SynthesizeRequest(playout=position))
 
     async def next_frame(self) -> tts_pb2.AudioFrame | None:
         """The next frame, or None when the utterance has ended (stats are then set)."""
@@ -217,9 +236,10 @@ class WorkerStream:
         await self._send(tts_pb2.SynthesizeRequest(control=tts_pb2.Control(command=command)))
 
     async def _write(self, message: tts_pb2.SynthesizeRequest) -> None:
-        if self._call is None or self._call.done():
-            return
-        await write(self._call, message)  # a failed write: the read side decides on a retry
+        async with self._writing:
+            if self._call is None or self._call.done():
+                return
+            await write(self._call, message)  # a failed write: the read side decides on a retry
 
     def _release_worker(self) -> None:
         if self._holding is not None:

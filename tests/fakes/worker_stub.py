@@ -1,8 +1,9 @@
 """A fake of one worker's Synthesize stream as grpc.aio's client sees it, for unit tests of
 the retrying stream. It keeps grpc.aio's contract where our code depends on it: read()
 returns grpc.aio.EOF after the last message, raises AioRpcError with the call's status, and
-raises asyncio.CancelledError once the call is cancelled; write() on a finished call raises
-grpc.aio.UsageError. Each call plays a script of responses, errors and hangs."""
+raises asyncio.CancelledError once the call is cancelled (and cancelling a read cancels the
+call); write() on a finished call raises grpc.aio.UsageError. Each call plays a script of
+responses, errors and hangs."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from tts_rpc.v1 import tts_pb2
 
 HANG = object()
 """A script step: read() waits until the call is cancelled (a hung worker)."""
+UNTIL_CANCEL = object()
+"""A script step: read() waits until the client writes an in-band CANCEL (a worker holding
+synthesis at its lead bound), then goes on with the script."""
 
 
 def frame(text_start: int = 0, text_end: int = 1, samples: int = 480) -> tts_pb2.SynthesizeResponse:
@@ -43,6 +47,7 @@ class FakeCall:
         self.cancelled = False
         self._finished = False
         self._cancel = asyncio.Event()
+        self._cancel_written = asyncio.Event()
 
     def done(self) -> bool:
         return self._finished or self.cancelled
@@ -58,6 +63,8 @@ class FakeCall:
         if self.done():
             raise grpc.aio.UsageError("write after the call finished")
         self.written.append(message)
+        if message.control.command == tts_pb2.CONTROL_COMMAND_CANCEL:
+            self._cancel_written.set()
 
     async def read(self) -> object:
         if self.cancelled:
@@ -66,8 +73,25 @@ class FakeCall:
             self._finished = True
             return grpc.aio.EOF
         step = self._script.pop(0)
+        if step is UNTIL_CANCEL:
+            waiter = asyncio.ensure_future(self._cancel_written.wait())
+            try:
+                await asyncio.wait(
+                    [waiter, asyncio.ensure_future(self._cancel.wait())],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            except asyncio.CancelledError:
+                self.cancel()  # as grpc.aio does: a cancelled read cancels the call
+                raise
+            if not waiter.done():
+                raise asyncio.CancelledError
+            return await self.read()
         if step is HANG:
-            await self._cancel.wait()
+            try:
+                await self._cancel.wait()
+            except asyncio.CancelledError:
+                self.cancel()  # as grpc.aio does: a cancelled read cancels the call
+                raise
             raise asyncio.CancelledError
         if isinstance(step, grpc.aio.AioRpcError):
             self._finished = True

@@ -10,9 +10,11 @@ import httpx
 import numpy as np
 import pytest
 
+from fleet.aio import poll_until
 from orchestrator.cli import Orchestrator
 from orchestrator.sessions.utterance_audio import UtteranceAudio
 from tests.audio_checks import Pcm, parse_wav, transcribe, word_error_rate
+from tests.processes import WorkerProcess
 from tests.sessions.events import EventLog
 from tests.sessions.listener import RATE, Listener
 
@@ -112,9 +114,12 @@ async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
     session_api: httpx.AsyncClient,
     live: tuple[str, Listener, EventLog],
     user_speech: np.ndarray,
+    piper_worker: WorkerProcess,
 ) -> None:
     session_id, listener, events = live
     bargeins = await counter(session_orchestrator, "voiceorch_bargeins_total")
+    outcome = "voiceorch_worker_streams_total"
+    worker_cancelled = piper_worker.metric(outcome, outcome="cancelled")
     utterance_id, audio = await speak_and_capture(
         session_orchestrator, session_api, session_id, events
     )
@@ -143,8 +148,18 @@ async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
     assert got_last < len(listener.recording.pcm()) - RATE // 4
 
     assert await counter(session_orchestrator, "voiceorch_bargeins_total") == bargeins + 1
+    # The worker kept only a few seconds ahead of the listener (the session reports where it
+    # is), so the utterance was still being synthesized when it was cancelled: the worker
+    # ends it as cancelled, its remaining text never synthesized.
+    assert await poll_until(
+        lambda: piper_worker.metric(outcome, outcome="cancelled") == worker_cancelled + 1,
+        timeout_seconds=10,
+    )
     state = (await session_api.get(f"/sessions/{session_id}")).json()
     assert {u["utterance_id"]: u["state"] for u in state["utterances"]}[utterance_id] == "cancelled"
+    # The session goes on speaking: its next utterance plays to its end.
+    said = await session_api.post(f"/sessions/{session_id}/say", json={"text": "Of course."})
+    await events.wait("finished", within=20, utterance_id=said.json()["utterance_id"])
 
 
 async def test_short_burst_is_a_false_interruption_and_speech_resumes(

@@ -16,6 +16,7 @@ from tests.tts_worker.grpc_client import END, Stream, config, text
 from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
 from tts_worker.admission import Admission
 from tts_worker.engines.cosyvoice import CosyVoiceEngine, ZeroShotVoice, load_cosyvoice2
+from tts_worker.scheduler import Scheduler, SchedulerOptions
 from tts_worker.service import TextToSpeechService
 from tts_worker.utterance import Limits
 
@@ -34,8 +35,9 @@ async def channel(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[grp
     with fake.installed(token_seconds=0.001):
         engine = CosyVoiceEngine(folder, load_cosyvoice2, voices, default_voice="narrator")
     executor = ThreadPoolExecutor(2, thread_name_prefix="test-inference")
+    scheduler = Scheduler(executor, SchedulerOptions(parallelism=2))
     service = TextToSpeechService(
-        engine, executor, Admission(2, 4), Limits(30, 250, 4000, 20000), "clause-timings"
+        engine, executor, scheduler, Admission(2, 4), Limits(30, 250, 4000, 20000), "clause-timings"
     )
     server = grpc.aio.server()
     tts_pb2_grpc.add_TextToSpeechServicer_to_server(service, server)

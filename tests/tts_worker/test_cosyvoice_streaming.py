@@ -26,6 +26,7 @@ from tests.tts_worker.grpc_client import END, Received, Stream, config, control,
 from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
 from tts_worker.admission import Admission
 from tts_worker.engines.cosyvoice import CosyVoiceEngine, ZeroShotVoice, load_cosyvoice2
+from tts_worker.scheduler import Scheduler, SchedulerOptions
 from tts_worker.service import TextToSpeechService
 from tts_worker.utterance import SUPPORTED_SAMPLE_RATES, Limits
 
@@ -78,8 +79,14 @@ async def worker(model_dir: Path) -> AsyncIterator[InProcess]:
     with fake.installed(token_seconds=TOKEN_SECONDS) as built:
         engine = CosyVoiceEngine(model_dir, load_cosyvoice2, voices, default_voice="narrator")
     executor = ThreadPoolExecutor(4, thread_name_prefix="test-inference")
+    scheduler = Scheduler(executor, SchedulerOptions(parallelism=4))
     service = TextToSpeechService(
-        engine, executor, Admission(4, 8), Limits(30, 250, 4000, 20000), "cosyvoice-in-process"
+        engine,
+        executor,
+        scheduler,
+        Admission(4, 8),
+        Limits(30, 250, 4000, 20000),
+        "cosyvoice-in-process",
     )
     server = grpc.aio.server()
     tts_pb2_grpc.add_TextToSpeechServicer_to_server(service, server)

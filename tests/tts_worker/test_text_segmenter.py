@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tts_worker.text_segmenter import TextSegmenter
+from tts_worker.text_segmenter import Segment, TextSegmenter, split_segment
 
 TEXT = (
     "Hello there. Dr. Smith walked all the way to the market, and he bought apples, "
@@ -133,3 +133,66 @@ def test_cjk_text_without_any_punctuation_splits_between_characters() -> None:
     assert len(pieces) > 1
     assert all(len(p) <= 60 // 4 + 1 for p in pieces)
     assert "".join(pieces) == text
+
+
+def first_segments(text: str, step: int, words: int = 3) -> list[str]:
+    return segment(text, step, first_segment_words=words)
+
+
+def test_the_first_segment_ends_at_the_first_natural_break_after_a_few_words() -> None:
+    """A clause mark after three words, or the space before a word that opens a phrase;
+    later segments follow the usual clause rule (30 characters)."""
+    for step in (1, 4, 200):
+        assert first_segments("If your parcel is late, just call us back, and we will.", step) == [
+            "If your parcel is late,",
+            "just call us back, and we will.",
+        ]
+        assert first_segments("Your order has shipped and should arrive by Thursday.", step)[0] == (
+            "Your order has shipped"
+        )
+    # Too few words before the comma: the break comes later.
+    assert first_segments("Yes, I agree, let us go.", 200) == ["Yes, I agree,", "let us go."]
+    assert first_segments("Well, this is it.", 200) == ["Well, this is it."]
+
+
+def test_a_sentence_ending_within_a_few_words_of_the_break_stays_whole() -> None:
+    assert first_segments("Sure, I can help with that.", 200) == ["Sure, I can help with that."]
+    # Streamed word by word, the end is not known yet at the break: it is taken.
+    assert first_segments("Sure, I can help with that.", 1) == ["Sure, I can help", "with that."]
+
+
+def test_only_the_first_segment_is_short() -> None:
+    text = "Hello there my friend. I have pulled up your account and I can see it."
+    assert first_segments(text, 200) == [
+        "Hello there my friend.",
+        "I have pulled up your account and I can see it.",
+    ]
+
+
+def test_cjk_first_segment_ends_at_a_clause_mark_after_a_few_characters() -> None:
+    text = "你好，今天天气很好，我们去公园散步吧。"
+    assert first_segments(text, 200) == ["你好，今天天气很好，", "我们去公园散步吧。"]
+
+
+def test_split_segment_prefers_clause_marks_then_phrase_openers_then_spaces() -> None:
+    whole = Segment(
+        "I have pulled up your account and I can see the payment from last week.", 7, 79
+    )
+    head, tail = split_segment(whole, 40, min_words=3)
+    assert (head.text, tail and tail.text) == (
+        "I have pulled up your account",
+        "and I can see the payment from last week.",
+    )
+    assert (head.start, head.end) == (7, 7 + len(head.text))
+    assert tail is not None and (tail.start, tail.end) == (7 + len(head.text) + 1, 79)
+    commas = Segment("It went through on Monday, but the email bounced back to us today.", 0, 66)
+    head, tail = split_segment(commas, 60, min_words=3)
+    assert head.text == "It went through on Monday,"
+    plain = Segment("one two three four five six seven eight nine ten", 0, 48)
+    head, tail = split_segment(plain, 20, min_words=3)
+    assert (head.text, tail and tail.text) == (
+        "one two three four",
+        "five six seven eight nine ten",
+    )
+    assert split_segment(plain, 100, min_words=3) == (plain, None)
+    assert split_segment(Segment("one two three four", 0, 18), 10, min_words=3)[1] is None

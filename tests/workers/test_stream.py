@@ -152,3 +152,28 @@ async def test_close_cancels_the_call_and_releases_the_worker() -> None:
     await stream.aclose()
     assert a.calls[0].cancelled
     assert registry.in_flight("a") == 0
+
+
+async def test_playout_reports_go_in_band_after_the_first_audio_and_are_never_replayed() -> None:
+    """A session reports where its listener is; before the first frame there is nothing played
+    (and a retry on another worker must not replay a position of the failed one)."""
+    registry = await registry_of(record("a", active=0))
+    a = FakeWorker([[frame(0, 6), frame(6, 12), stats()]])
+    stream = WorkerStream(
+        registry,
+        FakeChannels({"a:7001": a}),  # type: ignore[arg-type]
+        voice=VOICE,
+        max_lead_seconds=2.5,
+    )
+    await stream.start()
+    await stream.send_text("Hello there.")
+    await stream.report_playout(0.0)  # before any audio: not sent
+    await stream.end_input()
+    assert await stream.next_frame() is not None
+    await stream.report_playout(0.02)
+    written = a.calls[0].written
+    assert kinds(written) == ["config", "text", "end_of_input", "playout"]
+    assert written[0].config.max_lead_seconds == 2.5
+    assert written[3].playout.played_seconds == pytest.approx(0.02)
+    while await stream.next_frame() is not None:
+        pass

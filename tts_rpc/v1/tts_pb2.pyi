@@ -7,10 +7,13 @@ One bidirectional Synthesize stream carries one utterance: the client sends a
 SynthesisConfig first, then text as it arrives (incremental chunks, the way an
 LLM produces it), in-band controls, and EndOfInput once the text is complete.
 The worker answers with audio frames as soon as each clause is synthesized and
-closes with one SynthesisStats message. Errors are gRPC status codes:
+closes with one SynthesisStats message. A client that plays the audio may report
+its playout position (PlayoutPosition) so the worker schedules synthesis against
+the moment that client's playback would run dry. Errors are gRPC status codes:
 INVALID_ARGUMENT for malformed or out-of-order messages, NOT_FOUND for an
-unknown voice, RESOURCE_EXHAUSTED when the worker's queue is full,
-UNAVAILABLE while it drains.
+unknown voice, RESOURCE_EXHAUSTED when the worker cannot take the stream without
+missing its own streams' deadlines (or its queue is full), UNAVAILABLE while it
+drains.
 
 The Python stubs are generated into tts_rpc/v1 by `make proto`.
 """
@@ -105,6 +108,7 @@ class SynthesisConfig(_message.Message):
     FRAME_DURATION_MS_FIELD_NUMBER: _builtins.int
     SPEED_FIELD_NUMBER: _builtins.int
     VERBATIM_FIELD_NUMBER: _builtins.int
+    MAX_LEAD_SECONDS_FIELD_NUMBER: _builtins.int
     utterance_id: _builtins.str
     """Caller's id for the utterance; echoed in logs and stats, never interpreted."""
     voice: _builtins.str
@@ -125,6 +129,13 @@ class SynthesisConfig(_message.Message):
     dates, times, units and addresses spelled out. Text spans in the responses always
     index the text as sent.
     """
+    max_lead_seconds: _builtins.float
+    """Synthesize at most this many seconds of audio ahead of the client's playout
+    position (the last PlayoutPosition, advanced in real time while not paused; from
+    the first frame on when the client reports none). Text the listener never reaches
+    is then never synthesized. 0 means no bound: as fast as the worker's schedule
+    allows. Negative or not finite is INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
@@ -135,10 +146,11 @@ class SynthesisConfig(_message.Message):
         frame_duration_ms: _builtins.int = ...,
         speed: _builtins.float = ...,
         verbatim: _builtins.bool = ...,
+        max_lead_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["encoding", b"encoding", "frame_duration_ms", b"frame_duration_ms", "sample_rate", b"sample_rate", "speed", b"speed", "utterance_id", b"utterance_id", "verbatim", b"verbatim", "voice", b"voice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encoding", b"encoding", "frame_duration_ms", b"frame_duration_ms", "max_lead_seconds", b"max_lead_seconds", "sample_rate", b"sample_rate", "speed", b"speed", "utterance_id", b"utterance_id", "verbatim", b"verbatim", "voice", b"voice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -201,6 +213,31 @@ class EndOfInput(_message.Message):
 Global___EndOfInput: _TypeAlias = EndOfInput  # noqa: Y015
 
 @_typing.final
+class PlayoutPosition(_message.Message):
+    """How much of the utterance's audio the client has played so far: its real playout
+    position, on the clock of AudioFrame.start_seconds. Send it now and then while
+    playing (a few times a second); between reports the worker advances it in real
+    time, except while the stream is paused.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAYED_SECONDS_FIELD_NUMBER: _builtins.int
+    played_seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        played_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["played_seconds", b"played_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlayoutPosition: _TypeAlias = PlayoutPosition  # noqa: Y015
+
+@_typing.final
 class SynthesizeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -208,6 +245,7 @@ class SynthesizeRequest(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     CONTROL_FIELD_NUMBER: _builtins.int
     END_OF_INPUT_FIELD_NUMBER: _builtins.int
+    PLAYOUT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def config(self) -> Global___SynthesisConfig: ...
     @_builtins.property
@@ -216,6 +254,8 @@ class SynthesizeRequest(_message.Message):
     def control(self) -> Global___Control: ...
     @_builtins.property
     def end_of_input(self) -> Global___EndOfInput: ...
+    @_builtins.property
+    def playout(self) -> Global___PlayoutPosition: ...
     def __init__(
         self,
         *,
@@ -223,12 +263,13 @@ class SynthesizeRequest(_message.Message):
         text: Global___TextChunk | None = ...,
         control: Global___Control | None = ...,
         end_of_input: Global___EndOfInput | None = ...,
+        playout: Global___PlayoutPosition | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "control", b"control", "end_of_input", b"end_of_input", "request", b"request", "text", b"text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "control", b"control", "end_of_input", b"end_of_input", "playout", b"playout", "request", b"request", "text", b"text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "control", b"control", "end_of_input", b"end_of_input", "request", b"request", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "control", b"control", "end_of_input", b"end_of_input", "playout", b"playout", "request", b"request", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["config", "text", "control", "end_of_input"]  # noqa: Y015
+    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["config", "text", "control", "end_of_input", "playout"]  # noqa: Y015
     _WhichOneofArgType_request: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_request) -> _WhichOneofReturnType_request | None: ...
 
@@ -357,6 +398,8 @@ class SynthesisStats(_message.Message):
     FRAMES_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
     TIMINGS_FIELD_NUMBER: _builtins.int
+    SYNTHESIZED_SECONDS_FIELD_NUMBER: _builtins.int
+    TEXT_SYNTHESIZED_END_FIELD_NUMBER: _builtins.int
     utterance_id: _builtins.str
     audio_seconds: _builtins.float
     synthesis_seconds: _builtins.float
@@ -367,6 +410,14 @@ class SynthesisStats(_message.Message):
     """Time spent waiting for a free synthesis slot."""
     frames: _builtins.int
     cancelled: _builtins.bool
+    synthesized_seconds: _builtins.float
+    """Seconds of audio the engine computed, sent or not (a cancelled stream may have
+    computed audio it never sent).
+    """
+    text_synthesized_end: _builtins.int
+    """End offset (code points) of the text given to the engine: text past it was never
+    synthesized.
+    """
     @_builtins.property
     def timings(self) -> _containers.RepeatedCompositeFieldContainer[Global___TextTiming]:
         """Timings that became known after the last frame was sent (see AudioFrame.timings)."""
@@ -382,10 +433,12 @@ class SynthesisStats(_message.Message):
         frames: _builtins.int = ...,
         cancelled: _builtins.bool = ...,
         timings: _abc.Iterable[Global___TextTiming] | None = ...,
+        synthesized_seconds: _builtins.float = ...,
+        text_synthesized_end: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_seconds", b"audio_seconds", "cancelled", b"cancelled", "first_frame_seconds", b"first_frame_seconds", "frames", b"frames", "queue_seconds", b"queue_seconds", "synthesis_seconds", b"synthesis_seconds", "timings", b"timings", "utterance_id", b"utterance_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_seconds", b"audio_seconds", "cancelled", b"cancelled", "first_frame_seconds", b"first_frame_seconds", "frames", b"frames", "queue_seconds", b"queue_seconds", "synthesis_seconds", b"synthesis_seconds", "synthesized_seconds", b"synthesized_seconds", "text_synthesized_end", b"text_synthesized_end", "timings", b"timings", "utterance_id", b"utterance_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
