@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
@@ -127,7 +128,7 @@ class RedisStore:
     ) -> bool:
         if seq < 0:
             raise ValueError("log sequence numbers start at 0")
-        args = [seq, entry, max_len, _ms(ttl_seconds) or 1]
+        args: list[str | int] = [seq, entry, max_len, _ms(ttl_seconds) or 1]
         with _reachable():
             done = await self._append(keys=[self._prefix + key], args=args)
         return bool(done)
@@ -139,7 +140,9 @@ class RedisStore:
         since = f"{after}-1" if after >= 0 else "0-0"
         block = min(int(wait_seconds * 1000), self._max_block_ms) if wait_seconds > 0 else None
         with _reachable():
-            found = await self._redis.xread({self._prefix + key: since}, count=limit, block=block)
+            found: Any = await self._redis.xread(
+                {self._prefix + key: since}, count=limit, block=block
+            )
         if not found:
             return []
         [(_, entries)] = found
