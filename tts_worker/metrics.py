@@ -7,9 +7,11 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from fleet.process import package_version
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,11 @@ MAX_STREAMS = Gauge(
     "Utterances the worker synthesizes at once (its capacity).",
     ["engine"],
 )
+BUILD = Info(
+    "voiceorch_build",
+    "The process's component (orchestrator, tts-worker) and version: dashboards and alerts "
+    "find workers by it, whatever their scrape job is called.",
+)
 STREAM_OUTCOMES = ("completed", "cancelled", "client_cancelled", "invalid", "rejected", "error")
 
 
@@ -83,6 +90,7 @@ def init_engine(engine: str, max_streams: int, load_seconds: Mapping[str, float]
     ):
         metric.labels(engine)
     MAX_STREAMS.labels(engine).set(max_streams)
+    BUILD.info({"component": "tts-worker", "version": package_version()})
     note_voice_loads(engine, load_seconds)
 
 
