@@ -60,10 +60,8 @@ BARGEIN_ONSET_TO_STOP_SECONDS = 0.15
 
 def of_component(expr: str, component: str) -> str:
     """A per-target series narrowed to the targets of one of our components."""
-    return (
-        f"{expr} * on (job, instance) group_left () "
-        f'voiceorch_build_info{{component="{component}"}}'
-    )
+    info = f'voiceorch_build_info{{component="{component}"}}'
+    return f"{expr} * on (job, instance) group_left () {info}"
 
 
 @dataclass(frozen=True)
