@@ -16,7 +16,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import bargein, baselines, concurrency, first_audio, metrics_overhead, overheads, plots
+from bench import (
+    bargein,
+    baselines,
+    concurrency,
+    first_audio,
+    fleet,
+    metrics_overhead,
+    overheads,
+    plots,
+)
 from bench.stack import running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +153,13 @@ def main() -> None:
     report["scenarios"]["bargein"] = bargein_result
     print("\nBarge-in through a real livekit-server (default settings)")
     print(bargein.table(bargein_result))
+
+    fleet_result = fleet.run(kills=1, reconnects=5, requests=50) if args.quick else fleet.run()
+    report["wall_seconds"]["fleet"] = round(time.perf_counter() - mark, 1)
+    mark = time.perf_counter()
+    report["scenarios"]["fleet"] = fleet_result
+    print("\nFleet: takeover, rate limit, resumed event streams")
+    print(fleet.table(fleet_result))
 
     overhead = metrics_overhead.run(scrapes=50 if args.quick else 500)
     report["wall_seconds"]["metrics_overhead"] = round(time.perf_counter() - mark, 1)
