@@ -52,9 +52,7 @@ def _replica(name: str, redis: RedisServer, lk: LiveKitServer, env: dict[str, st
         env={
             "ORCH_INSTANCE_ID": name,
             "ORCH_REDIS_URL": redis.url,
-            "ORCH_LIVEKIT_URL": lk.url,
-            "ORCH_LIVEKIT_API_KEY": lk.api_key,
-            "ORCH_LIVEKIT_API_SECRET": lk.api_secret,
+            **lk.orchestrator_env(),
             "ORCH_LOG_LEVEL": "warning",
             **env,
         }
@@ -346,15 +344,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="per variant and round")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    from bench.run import environment  # bench.run imports this module: import it late
+    from bench.run import save_scenario  # bench.run imports this module: import it late
 
     result = run(args.kills, args.reconnects, args.requests)
     print(table(result))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-fleet.json"
-    report = {"environment": environment(), "scenarios": {"fleet": result}}
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+    print(f"wrote {save_scenario('fleet', result, args.out)}")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,15 @@ def environment() -> dict[str, Any]:
     }
 
 
+def save_scenario(name: str, result: dict[str, Any], out: Path) -> Path:
+    """One scenario run alone: its JSON, with the environment, as <time>-<name>.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{name}.json"
+    report = {"environment": environment(), "scenarios": {name: result}}
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--iterations", type=int, default=15)

@@ -64,21 +64,28 @@ class EventLog:
     ) -> dict[str, Any]:
         """The first event of a kind (with seq > after) whose fields match, waiting for it
         if needed."""
-        deadline = asyncio.get_running_loop().time() + within
-        while True:
-            for event in self.events:
-                if (
-                    event["type"] == kind
+
+        def found() -> dict[str, Any] | None:
+            return next(
+                (
+                    event
+                    for event in self.events
+                    if event["type"] == kind
                     and event["seq"] > after
                     and all(event.get(k) == v for k, v in match.items())
-                ):
-                    return event
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise AssertionError(f"no {kind} event {match} within {within}s; saw {self.events}")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                ),
+                None,
+            )
+
+        try:
+            await self.until(lambda: found() is not None, within)
+        except AssertionError:
+            raise AssertionError(
+                f"no {kind} event {match} within {within}s; saw {self.events}"
+            ) from None
+        event = found()
+        assert event is not None
+        return event
 
     @property
     def last_seq(self) -> int:

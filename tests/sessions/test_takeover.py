@@ -120,9 +120,7 @@ def replica(name: str, redis_server: RedisServer, livekit: LiveKitServer) -> Orc
         env={
             "ORCH_INSTANCE_ID": name,
             "ORCH_REDIS_URL": redis_server.url,
-            "ORCH_LIVEKIT_URL": livekit.url,
-            "ORCH_LIVEKIT_API_KEY": livekit.api_key,
-            "ORCH_LIVEKIT_API_SECRET": livekit.api_secret,
+            **livekit.orchestrator_env(),
             "ORCH_REPLICA_TTL_SECONDS": "1.5",
             "ORCH_LOG_JSON": "false",
         }
