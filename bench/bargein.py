@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -223,15 +222,11 @@ def main() -> None:
     parser.add_argument("--bursts", type=int, default=5, help="false interruptions")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    from bench.run import environment  # bench.run imports this module: import it late
+    from bench.run import save_scenario  # bench.run imports this module: import it late
 
     result = run(args.interruptions, args.bursts)
     print(table(result))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-bargein.json"
-    report = {"environment": environment(), "scenarios": {"bargein": result}}
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+    print(f"wrote {save_scenario('bargein', result, args.out)}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from bench import (
     baselines,
     concurrency,
     first_audio,
+    fleet,
     formats,
     interrupted,
     metrics_overhead,
@@ -95,6 +96,15 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": versions,
     }
+
+
+def save_scenario(name: str, result: dict[str, Any], out: Path) -> Path:
+    """One scenario run alone: its JSON, with the environment, as <time>-<name>.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{name}.json"
+    report = {"environment": environment(), "scenarios": {name: result}}
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def main() -> None:
@@ -202,6 +212,13 @@ def main() -> None:
     report["scenarios"]["interrupted"] = cut
     print("\nWorker CPU on a LiveKit session utterance interrupted after 3 s")
     print(interrupted.table(cut))
+
+    fleet_result = fleet.run(kills=1, reconnects=5, requests=50) if args.quick else fleet.run()
+    report["wall_seconds"]["fleet"] = round(time.perf_counter() - mark, 1)
+    mark = time.perf_counter()
+    report["scenarios"]["fleet"] = fleet_result
+    print("\nFleet: takeover, rate limit, resumed event streams")
+    print(fleet.table(fleet_result))
 
     overhead = metrics_overhead.run(scrapes=50 if args.quick else 500)
     report["wall_seconds"]["metrics_overhead"] = round(time.perf_counter() - mark, 1)

@@ -7,7 +7,16 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable
+from importlib import metadata
 from typing import Protocol
+
+
+def package_version() -> str:
+    """The installed version of this project (both processes report it in metrics)."""
+    try:
+        return metadata.version("voice-orchestrator")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class Service(Protocol):

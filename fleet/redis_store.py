@@ -2,18 +2,60 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from fleet.store import StoreUnavailable
 
+# Compare and set of one record (and its kind's index), atomic inside Redis.
+# KEYS: record, index. ARGV: "1" to expect no record, expected, value, ttl ms ("" none), key.
+_SWAP = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current then return 0 end
+elseif current ~= ARGV[2] then
+  return 0
+end
+if ARGV[4] == '' then
+  redis.call('SET', KEYS[1], ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+end
+redis.call('SADD', KEYS[2], ARGV[5])
+return 1
+"""
+
+# Append entry `seq` to a stream whose IDs are "<seq>-1", only above the last one.
+# KEYS: stream. ARGV: seq, entry, max length, ttl ms.
+_APPEND = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 and tonumber(string.match(last[1][1], '^(%d+)')) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], ARGV[1] .. '-1', 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    """Any failure to talk to Redis becomes StoreUnavailable."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
+
 
 class RedisStore:
     """Records in Redis: one (optionally expiring) key per record plus a set of keys per
     kind, so readers list a kind without SCAN; keys whose record expired are pruned from the
-    set by whoever lists next. Counters are hashes updated with HINCRBYFLOAT."""
+    set by whoever lists next. Counters are hashes updated with HINCRBYFLOAT. Logs are
+    streams whose entry IDs carry the writer's sequence numbers (`<seq>-1`)."""
 
     kind = "redis"
 
@@ -25,12 +67,14 @@ class RedisStore:
             decode_responses=False,
         )
         self._prefix = prefix
+        # A blocking read must end well inside the socket timeout, or it reads as an outage.
+        self._max_block_ms = max(int(timeout_seconds * 500), 1)
+        self._swap = self._redis.register_script(_SWAP)
+        self._append = self._redis.register_script(_APPEND)
 
     async def ping(self) -> None:
-        try:
+        with _reachable():
             await self._redis.ping()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
 
     def _record_key(self, kind: str, key: str) -> str:
         return f"{self._prefix}{kind}:{key}"
@@ -39,24 +83,30 @@ class RedisStore:
         return f"{self._prefix}{kind}-index"
 
     async def put_record(self, kind: str, key: str, value: str, ttl_seconds: float | None) -> None:
-        try:
+        with _reachable():
             async with self._redis.pipeline(transaction=True) as pipe:
-                ttl_ms = None if ttl_seconds is None else max(int(ttl_seconds * 1000), 1)
-                pipe.set(self._record_key(kind, key), value, px=ttl_ms)
+                pipe.set(self._record_key(kind, key), value, px=_ms(ttl_seconds))
                 pipe.sadd(self._index_key(kind), key)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
+
+    async def swap_record(
+        self, kind: str, key: str, expected: str | None, value: str, ttl_seconds: float | None
+    ) -> bool:
+        ttl = _ms(ttl_seconds)
+        args = ["1" if expected is None else "0", expected or "", value, ttl or "", key]
+        with _reachable():
+            done = await self._swap(
+                keys=[self._record_key(kind, key), self._index_key(kind)], args=args
+            )
+        return bool(done)
 
     async def get_record(self, kind: str, key: str) -> str | None:
-        try:
+        with _reachable():
             raw = await self._redis.get(self._record_key(kind, key))
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
         return None if raw is None else _text(raw)
 
     async def list_records(self, kind: str) -> dict[str, str]:
-        try:
+        with _reachable():
             keys = sorted(_text(m) for m in await self._redis.smembers(self._index_key(kind)))
             if not keys:
                 return {}
@@ -64,38 +114,55 @@ class RedisStore:
             gone = [k for k, raw in zip(keys, raws, strict=True) if raw is None]
             if gone:
                 await self._redis.srem(self._index_key(kind), *gone)
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
         return {k: _text(raw) for k, raw in zip(keys, raws, strict=True) if raw is not None}
 
     async def remove_record(self, kind: str, key: str) -> None:
-        try:
+        with _reachable():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self._record_key(kind, key))
                 pipe.srem(self._index_key(kind), key)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
+
+    async def append_log(
+        self, key: str, seq: int, entry: str, *, max_len: int, ttl_seconds: float
+    ) -> bool:
+        if seq < 0:
+            raise ValueError("log sequence numbers start at 0")
+        args: list[str | int] = [seq, entry, max_len, _ms(ttl_seconds) or 1]
+        with _reachable():
+            done = await self._append(keys=[self._prefix + key], args=args)
+        return bool(done)
+
+    async def read_log(
+        self, key: str, after: int, *, limit: int, wait_seconds: float = 0.0
+    ) -> list[tuple[int, str]]:
+        # XREAD returns entries above the given ID; it blocks only while there are none.
+        since = f"{after}-1" if after >= 0 else "0-0"
+        block = min(int(wait_seconds * 1000), self._max_block_ms) if wait_seconds > 0 else None
+        with _reachable():
+            found: Any = await self._redis.xread(
+                {self._prefix + key: since}, count=limit, block=block
+            )
+        if not found:
+            return []
+        [(_, entries)] = found
+        return [(int(_text(eid).split("-")[0]), _text(data[b"e"])) for eid, data in entries]
 
     async def add_counters(self, key: str, deltas: Mapping[str, float]) -> None:
-        try:
+        with _reachable():
             async with self._redis.pipeline(transaction=True) as pipe:
                 for name, delta in deltas.items():
                     pipe.hincrbyfloat(self._prefix + key, name, delta)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
 
     async def read_counters(self, prefix: str) -> dict[str, dict[str, float]]:
         full = self._prefix + prefix
-        try:
+        with _reachable():
             keys = [key async for key in self._redis.scan_iter(match=f"{full}*", count=500)]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.hgetall(key)
                 hashes = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
         return {
             _text(key)[len(full) :]: {_text(k): float(v) for k, v in values.items()}
             for key, values in zip(keys, hashes, strict=True)
@@ -103,6 +170,10 @@ class RedisStore:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else max(int(seconds * 1000), 1)
 
 
 def _text(value: bytes | str) -> str:

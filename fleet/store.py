@@ -21,6 +21,13 @@ class Store(Protocol):
     async def put_record(self, kind: str, key: str, value: str, ttl_seconds: float | None) -> None:
         """Store a JSON record under (kind, key); with a TTL it expires unless refreshed."""
 
+    async def swap_record(
+        self, kind: str, key: str, expected: str | None, value: str, ttl_seconds: float | None
+    ) -> bool:
+        """Compare and set: store the record only if it now holds `expected` (None: only if
+        there is none). True when this call stored it: of callers racing with the same
+        expectation, exactly one wins."""
+
     async def get_record(self, kind: str, key: str) -> str | None:
         """The record, or None when absent or expired."""
 
@@ -29,6 +36,20 @@ class Store(Protocol):
 
     async def remove_record(self, kind: str, key: str) -> None:
         """Delete a record (no error when absent)."""
+
+    async def append_log(
+        self, key: str, seq: int, entry: str, *, max_len: int, ttl_seconds: float
+    ) -> bool:
+        """Add entry number `seq` (0 or more) to the log at key, keeping its newest max_len
+        entries; the log expires ttl_seconds after its last append. False, and nothing
+        written, unless seq is above the log's last entry: a stale writer cannot interleave."""
+
+    async def read_log(
+        self, key: str, after: int, *, limit: int, wait_seconds: float = 0.0
+    ) -> list[tuple[int, str]]:
+        """Up to `limit` (seq, entry) pairs with seq above `after`, oldest first. When there
+        is none yet, wait up to wait_seconds for one (a shorter wait is allowed: callers
+        loop)."""
 
     async def add_counters(self, key: str, deltas: Mapping[str, float]) -> None:
         """Atomically add each delta to the named field of the hash at key."""

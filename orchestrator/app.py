@@ -9,15 +9,18 @@ from fastapi import FastAPI
 
 from fleet.backends import open_store
 from fleet.store import Store
-from orchestrator.http.auth import AuthMiddleware, parse_api_keys
+from orchestrator.http.auth import SCOPES, AuthMiddleware, parse_api_keys
 from orchestrator.http.body_limit import BodyLimitMiddleware
 from orchestrator.http.errors import install_error_handlers
 from orchestrator.http.ops import create_ops_app
+from orchestrator.http.rate_limit import RateLimiter, RateLimitOptions
 from orchestrator.http.request_metrics import RequestMetricsMiddleware
 from orchestrator.metrics.recorder import FleetMetrics
 from orchestrator.sessions.api_router import router as sessions_router
 from orchestrator.sessions.bargein import BargeInSettings
-from orchestrator.sessions.manager import ManagerOptions, SessionManager, VadOptions
+from orchestrator.sessions.event_history import EventHistoryOptions
+from orchestrator.sessions.listening import VadOptions
+from orchestrator.sessions.manager import ManagerOptions, SessionManager
 from orchestrator.sessions.session import LiveKitOptions, SessionOptions
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.synthesis.api_router import router as synthesis_router
@@ -81,7 +84,23 @@ def manager_options(settings: OrchestratorSettings) -> ManagerOptions:
             activation_threshold=settings.vad_activation_threshold,
             min_speech_seconds=settings.vad_min_speech_seconds,
         ),
+        events=EventHistoryOptions(
+            history=settings.events_history,
+            ttl_seconds=settings.events_ttl_seconds,
+            keepalive_seconds=settings.events_keepalive_seconds,
+        ),
         **settings.model_dump(include=_MANAGER_LIMITS),
+    )
+
+
+def rate_limit_options(settings: OrchestratorSettings, redis_url: str | None) -> RateLimitOptions:
+    unknown = set(settings.rate_limit_scopes) - set(SCOPES)
+    if unknown:
+        raise ValueError(f"ORCH_RATE_LIMIT_SCOPES names unknown scopes {sorted(unknown)}")
+    return RateLimitOptions(
+        per_minute=settings.rate_limit_per_minute,
+        scopes=dict(settings.rate_limit_scopes),
+        redis_url=redis_url,
     )
 
 
@@ -96,6 +115,7 @@ class Services:
     synthesis: SynthesisService
     sessions: SessionManager
     metrics: FleetMetrics
+    rate_limiter: RateLimiter | None = None
 
     @classmethod
     def create(cls, settings: OrchestratorSettings) -> Services:
@@ -117,6 +137,7 @@ class Services:
             flush_seconds=settings.metrics_flush_seconds,
             fleet=registry,
         )
+        limits = rate_limit_options(settings, redis_url)
         return cls(
             settings,
             store,
@@ -125,6 +146,7 @@ class Services:
             SynthesisService(synthesis_options(settings), registry, channels, metrics=metrics),
             SessionManager(manager_options(settings), store, registry, channels, metrics),
             metrics=metrics,
+            rate_limiter=RateLimiter(limits) if settings.api_keys and limits.enabled else None,
         )
 
     async def start(self) -> None:
@@ -137,6 +159,8 @@ class Services:
         await self.registry.aclose()
         await self.channels.aclose()
         await self.metrics.aclose()
+        if self.rate_limiter is not None:
+            await self.rate_limiter.aclose()
         await self.store.aclose()
 
 
@@ -155,7 +179,7 @@ def create_public_app(services: Services) -> FastAPI:
     settings = services.settings
     keys = parse_api_keys(settings.api_keys.get_secret_value()) if settings.api_keys else []
     # Before the body is read: a caller without a valid key learns nothing else.
-    app.add_middleware(AuthMiddleware, keys=keys, rate_per_minute=settings.rate_limit_per_minute)
+    app.add_middleware(AuthMiddleware, keys=keys, limiter=services.rate_limiter)
     # Outermost: counts every request, the body limit's 413s included.
     app.add_middleware(RequestMetricsMiddleware, metrics=services.metrics)
     return app

@@ -32,6 +32,7 @@ class Subject(enum.StrEnum):
     UTTERANCE = "utterance_id"
     CREDENTIALS = "authorization"
     CONTENT_TYPE = "content-type"
+    LAST_EVENT_ID = "last-event-id"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ AT_CAPACITY = _code("at_capacity", Fault.SERVER)
 LIVEKIT_UNREACHABLE = _code("livekit_unreachable", Fault.SERVER)
 OWNER_UNREACHABLE = _code("owner_unreachable", Fault.SERVER)
 OWNER_MOVED = _code("owner_moved", Fault.SERVER)
+STORE_UNAVAILABLE = _code("store_unavailable", Fault.SERVER)
 # Failures without an error body.
 INTERNAL_ERROR = _code("internal_error", Fault.SERVER)
 """An exception before the response started (HTTP 500)."""
@@ -219,3 +221,8 @@ def owner_unreachable(message: str) -> ServiceError:
 
 def owner_moved() -> ServiceError:
     return ServiceError(OWNER_MOVED, "the session's owner changed; retry", retry_after_seconds=1)
+
+
+def store_unavailable(detail: str) -> ServiceError:
+    """The fleet's store does not answer, and the call needs it (a session hosted elsewhere)."""
+    return ServiceError(STORE_UNAVAILABLE, detail, retry_after_seconds=1)

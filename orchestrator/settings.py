@@ -68,12 +68,26 @@ class OrchestratorSettings(LogSettings):
     Unset: the public API is open (fine on loopback; the production compose file requires
     keys). Keys must be 16+ characters."""
     rate_limit_per_minute: int = Field(default=0, ge=0)
-    """Requests a minute allowed per API key (bursts up to the same number); 0 disables."""
+    """Requests a minute allowed per API key in each scope (bursts up to the same number),
+    counted for the whole fleet in Redis (in process without Redis); 0 disables."""
+    rate_limit_scopes: dict[str, int] = Field(default_factory=dict)
+    """Limits of particular scopes, overriding rate_limit_per_minute there, e.g.
+    {"sessions": 60}; 0 disables the limit of that scope."""
     advertise_url: str | None = None
     """URL other replicas use to reach this one's public API (forwarded session calls);
     defaults to http://<host>:<port>."""
     replica_ttl_seconds: float = Field(default=5.0, gt=0)
-    """How long a replica's heartbeat outlives it; its sessions are then marked failed."""
+    """How long a replica's heartbeat outlives it. Its sessions are then taken over by
+    another replica, which rejoins each room within about this long again (a third for the
+    next maintenance round, plus joining the room)."""
+    events_history: int = Field(default=1000, ge=1, le=100_000)
+    """Events kept per session (in the store, for any replica to serve): a client resuming
+    with Last-Event-ID further back gets a `gap` event first."""
+    events_ttl_seconds: float = Field(default=3600.0, gt=0)
+    """How long a session's events are kept after its last one."""
+    events_keepalive_seconds: float = Field(default=15.0, gt=0)
+    """Interval of the comment lines that keep an idle event stream open through proxies
+    (set it below their idle timeout)."""
 
     livekit_url: str = "ws://127.0.0.1:7880"
     """LiveKit server the agent connects to."""

@@ -6,7 +6,10 @@ grafana-foundation-sdk for Grafana 11 (the version pinned in pyproject.toml).
 
 Queries use Grafana's `$__rate_interval` and `$__range`; tests/monitoring substitutes them
 and runs every query in a real Prometheus. Orchestrator counters are per replica (sum them);
-`voiceorch_fleet_*` gauges are each replica's view of the same fleet (take the max).
+`voiceorch_fleet_*` gauges are each replica's view of the same fleet (take the max). No
+query selects on a scrape job's name: series every process exports (`process_*`) are
+narrowed to our workers by joining `voiceorch_build_info{component="tts-worker"}`, which the
+workers export themselves.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ REALTIME_FACTOR = 1.0  # slower than real time: audio cannot keep up with playba
 # Target: the agent's audio stops within 150 ms of the first voiced sample reaching us (the
 # listener's uplink and playout come on top: benchmarks measure those at a real listener).
 BARGEIN_ONSET_TO_STOP_SECONDS = 0.15
+
+
+def of_component(expr: str, component: str) -> str:
+    """A per-target series narrowed to the targets of one of our components."""
+    info = f'voiceorch_build_info{{component="{component}"}}'
+    return f"{expr} * on (job, instance) group_left () {info}"
 
 
 @dataclass(frozen=True)
@@ -364,6 +373,13 @@ def overview() -> object:
             quantiles("voiceorch_bargein_pause_to_decision_seconds", by="decision", qs=(0.95,)),
             unit="s",
         ),
+        single(
+            "Session takeovers",
+            "Sessions taken over by another replica after theirs stopped heartbeating, over "
+            "the dashboard's time range (the room rejoined, speech goes on).",
+            Q("sum(increase(voiceorch_session_takeovers_total[$__range]))", "takeovers"),
+            steps=[(None, "green"), (1, "orange")],
+        ),
         graph(
             "Barge-ins and false interruptions",
             "Barge-ins per second, and those resumed as false interruptions.",
@@ -501,11 +517,27 @@ def workers() -> object:
             unit="bytes",
         ),
         graph(
+            "GPU utilisation",
+            "Share of time each GPU was running kernels, per worker and device (CUDA workers "
+            "only; a CPU worker has no GPU series).",
+            [
+                Q(
+                    f"max by ({by}, device) (voiceorch_worker_gpu_utilization_ratio)",
+                    "{{instance}} gpu{{device}}",
+                )
+            ],
+            unit="percentunit",
+            limit=UTILISATION_RATIO,
+            max_value=1,
+        ),
+        graph(
             "Process CPU",
             "CPU seconds per second used by each worker process (inference threads included).",
             [
                 Q(
-                    f'sum by ({by}) (rate(process_cpu_seconds_total{{job="tts-worker"}}[{RATE}]))',
+                    f"sum by ({by}) ("
+                    + of_component(f"rate(process_cpu_seconds_total[{RATE}])", "tts-worker")
+                    + ")",
                     "{{instance}} cpu",
                 ),
             ],
@@ -515,7 +547,9 @@ def workers() -> object:
             "Resident memory of each worker process.",
             [
                 Q(
-                    f'sum by ({by}) (process_resident_memory_bytes{{job="tts-worker"}})',
+                    f"sum by ({by}) ("
+                    + of_component("process_resident_memory_bytes", "tts-worker")
+                    + ")",
                     "{{instance}}",
                 )
             ],

@@ -52,6 +52,17 @@ def piper_worker() -> Iterator[WorkerProcess]:
     worker.stop()
 
 
+@pytest.fixture(scope="session")
+def fleet_worker(redis_server: RedisServer) -> Iterator[WorkerProcess]:
+    """A worker registered in the shared Redis (heartbeats), for tests of several
+    orchestrator replicas sharing that Redis."""
+    worker = WorkerProcess(
+        env={"REDIS_URL": redis_server.url, "TTS_WORKER_HEARTBEAT_INTERVAL_SECONDS": "0.2"}
+    ).start()
+    yield worker
+    worker.stop()
+
+
 @pytest.fixture(autouse=True)
 async def shared_worker_left_idle(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """Every test leaves the shared worker as it found it: a stream a test (or the code under

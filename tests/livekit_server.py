@@ -117,6 +117,14 @@ class LiveKitServer:
         self._tmpdir: Path | None = None
         self.log_path: Path | None = None
 
+    def orchestrator_env(self) -> dict[str, str]:
+        """The environment an orchestrator process needs to put its agents in this server."""
+        return {
+            "ORCH_LIVEKIT_URL": self.url,
+            "ORCH_LIVEKIT_API_KEY": self.api_key,
+            "ORCH_LIVEKIT_API_SECRET": self.api_secret,
+        }
+
     def _config_yaml(self) -> str:
         """Return the server config: loopback only, fixed ports, one API key."""
         return (

@@ -242,5 +242,14 @@ class OrchestratorProcess:
             time.sleep(0.1)
         raise RuntimeError(f"orchestrator not ready:\n{_log_tail(self.log_path)}")
 
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, with no drain and no goodbye to the store."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self) -> int:
         return _stop(self.proc) if self.proc is not None else 0
+
+    def log(self) -> str:
+        return _log_tail(self.log_path, 20000)

@@ -40,6 +40,10 @@ def test_bench_quick_run_writes_results(tmp_path: Path) -> None:
     for row in at_once["texts"].values():
         assert row["first_audio"]["n"] == 2
         assert row["ratio_p50_vs_raw"] > 0
+    fleet = report["scenarios"]["fleet"]
+    assert fleet["takeover"]["kill_to_next_utterance_audible_seconds"]["n"] == 1
+    assert fleet["resume"]["reconnects"] == 5
+    assert set(fleet["rate_limit"]["overhead_per_request_us"]) == {"in_process", "redis"}
     levels = report["scenarios"]["concurrency"]
     for system in ("ours", "piper_http"):
         assert set(levels[system]["per_level"]) == {"1", "2"}

@@ -8,9 +8,11 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from fleet.process import package_version
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,11 @@ CAPACITY = Gauge(
     "(how many real-time streams it can carry); NaN until it has synthesized.",
     ["engine"],
 )
+BUILD = Info(
+    "voiceorch_build",
+    "The process's component (orchestrator, tts-worker) and version: dashboards and alerts "
+    "find workers by it, whatever their scrape job is called.",
+)
 STREAM_OUTCOMES = ("completed", "cancelled", "client_cancelled", "invalid", "rejected", "error")
 
 
@@ -100,6 +107,7 @@ def init_engine(engine: str, max_streams: int, load_seconds: Mapping[str, float]
     ):
         metric.labels(engine)
     MAX_STREAMS.labels(engine).set(max_streams)
+    BUILD.info({"component": "tts-worker", "version": package_version()})
     note_voice_loads(engine, load_seconds)
 
 

@@ -3,8 +3,9 @@
 With no key configured the API is open (the embedded single-node default on loopback).
 With keys, every public route needs one (`Authorization: Bearer <key>` or `X-API-Key`):
 401 without a valid key, 403 when the key lacks the route's scope, 429 with Retry-After
-past the key's rate. Keys are compared in constant time and never logged: logs and rate
-buckets use a short fingerprint instead.
+past the key's rate in that scope, counted for the whole fleet (`rate_limit.py`). Keys
+are compared in constant time and never logged: logs and rate counts use a short
+fingerprint instead.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import hashlib
 import hmac
 import json
 import math
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator import errors
 from orchestrator.errors import ServiceError, Subject
 from orchestrator.http.errors import render
+from orchestrator.http.rate_limit import RateLimiter
 
 SCOPES = ("synthesize", "sessions")
 # Documentation stays readable without a key: it holds no secrets.
@@ -61,40 +61,13 @@ def required_scope(path: str) -> str:
     return "sessions" if path == "/sessions" or path.startswith("/sessions/") else "synthesize"
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-@dataclass
-class RateLimiter:
-    """Token bucket per key: `per_minute` requests a minute, bursts up to that many."""
-
-    per_minute: int
-    clock: Callable[[], float] = time.monotonic
-    _buckets: dict[str, _Bucket] = field(default_factory=dict)
-
-    def retry_after(self, key: str) -> float:
-        """0 when the request may go ahead (and takes a token), else seconds to wait."""
-        now = self.clock()
-        bucket = self._buckets.setdefault(key, _Bucket(float(self.per_minute), now))
-        rate = self.per_minute / 60.0
-        bucket.tokens = min(float(self.per_minute), bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return 0.0
-        return (1.0 - bucket.tokens) / rate
-
-
 class AuthMiddleware:
     """Checks the API key, its scope and its rate before anything else runs."""
 
-    def __init__(self, app: ASGIApp, keys: list[ApiKey], rate_per_minute: int) -> None:
+    def __init__(self, app: ASGIApp, keys: list[ApiKey], limiter: RateLimiter | None) -> None:
         self.app = app
         self.keys = keys
-        self.limiter = RateLimiter(rate_per_minute) if rate_per_minute > 0 else None
+        self.limiter = limiter
 
     def _find(self, presented: bytes) -> ApiKey | None:
         found = None
@@ -107,14 +80,14 @@ class AuthMiddleware:
         if scope["type"] != "http" or not self.keys or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        refusal = self._check(scope)
+        refusal = await self._check(scope)
         if refusal is not None:
             error, headers = refusal
             await render(error, headers=headers)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def _check(self, scope: Scope) -> tuple[ServiceError, dict[str, str] | None] | None:
+    async def _check(self, scope: Scope) -> tuple[ServiceError, dict[str, str] | None] | None:
         """Why the request is refused (and the headers that say how to do better), or None."""
         headers = dict(scope["headers"])
         presented = headers.get(b"x-api-key", b"")
@@ -131,9 +104,10 @@ class AuthMiddleware:
             message = f"this API key lacks the '{needed}' scope"
             return ServiceError(errors.FORBIDDEN, message, subject=Subject.CREDENTIALS), None
         if self.limiter is not None:
-            wait = self.limiter.retry_after(key.fingerprint)
+            wait = await self.limiter.retry_after(key.fingerprint, needed)
             if wait > 0:
-                message = f"rate limit of {self.limiter.per_minute} requests a minute reached"
+                limit = self.limiter.options.limit(needed)
+                message = f"rate limit of {limit} '{needed}' requests a minute reached"
                 error = ServiceError(
                     errors.RATE_LIMITED, message, retry_after_seconds=max(1, math.ceil(wait))
                 )

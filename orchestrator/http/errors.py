@@ -57,6 +57,7 @@ STATUS: dict[str, int] = {
     errors.LIVEKIT_UNREACHABLE.code: 503,
     errors.OWNER_UNREACHABLE.code: 503,
     errors.OWNER_MOVED.code: 503,
+    errors.STORE_UNAVAILABLE.code: 503,
 }
 """The HTTP status of every code that has an error body (http_error keeps its own)."""
 

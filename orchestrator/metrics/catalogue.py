@@ -176,6 +176,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("sessions_started", "LiveKit sessions started.", "counter"),
     Spec("sessions_ended", "LiveKit sessions ended.", "counter"),
     Spec(
+        "session_takeovers",
+        "Sessions this replica took over from a replica that stopped heartbeating.",
+        "counter",
+    ),
+    Spec(
         "session_duration_seconds",
         "Duration of ended sessions.",
         "histogram",

@@ -1,5 +1,7 @@
 """Prometheus exposition of the recorder's series, plus the gauges read live at scrape time
-(active sessions, store health, the worker fleet as the registry cache sees it)."""
+(active sessions, store health, the worker fleet as the registry cache sees it) and the
+process's own name for itself (`voiceorch_build_info{component="orchestrator"}`), which
+dashboards and alerts select on instead of a scrape job's name."""
 
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    InfoMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
 
+from fleet.process import package_version
 from fleet.records import WorkerRecord
 from orchestrator.metrics.catalogue import PREFIX, SPECS, Spec, le_text
 
@@ -102,6 +106,11 @@ def _registry_gauges(workers: Sequence[WorkerRecord]) -> Iterator[Metric]:
     )
 
 
+COMPONENT = "orchestrator"
+BUILD_INFO = "voiceorch_build"
+BUILD_INFO_HELP = "The process's component (orchestrator, tts-worker) and version."
+
+
 class FleetView(Protocol):
     """What /metrics shows of the worker fleet: the registry cache (WorkerRegistry)."""
 
@@ -119,6 +128,9 @@ class FleetCollector(Collector):
         self._metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
+        info = InfoMetricFamily(BUILD_INFO, BUILD_INFO_HELP)
+        info.add_metric([], {"component": COMPONENT, "version": package_version()})
+        yield info
         metrics = self._metrics
         if metrics.loaded:
             for spec in SPECS:

@@ -141,6 +141,7 @@ class FleetMetrics:
         self._pause_to_decision = self._series["bargein_pause_to_decision_seconds"]
         self._started = self._series["sessions_started"][()]
         self._ended = self._series["sessions_ended"][()]
+        self._takeovers = self._series["session_takeovers"][()]
         self._duration = self._series["session_duration_seconds"][()]
         self._utterances = self._series["session_utterances"][()]
         self._lock = asyncio.Lock()
@@ -211,6 +212,12 @@ class FleetMetrics:
         """A LiveKit session started on this replica (raises the active-sessions gauge)."""
         self.active_sessions += 1
         self._started.values[0] += 1.0
+
+    def session_taken_over(self) -> None:
+        """A session whose replica stopped heartbeating goes on here: it raises the
+        active-sessions gauge and counts as a takeover, not as a new session."""
+        self.active_sessions += 1
+        self._takeovers.values[0] += 1.0
 
     def session_ended(self, duration_seconds: float, utterances: int) -> None:
         """A session started with `session_started()` ended after duration_seconds, having

@@ -1,22 +1,24 @@
 """Routes of the sessions API: an agent in a LiveKit room, speaking on request.
 
-Any replica answers: calls for a session owned elsewhere are forwarded to its owner, and
-event streams are redirected there.
+Any replica answers: calls for a session owned elsewhere are forwarded to its owner (or,
+when its replica is gone, the session is taken over first), and any replica serves its
+event stream, resumable with Last-Event-ID.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from orchestrator import errors
 from orchestrator.http.errors import ERROR_RESPONSES, require_json
+from orchestrator.sessions.events import SessionEvent
 from orchestrator.sessions.manager import SessionManager, SessionRecord
 from orchestrator.sessions.protocol import (
     AppendTextRequest,
@@ -27,10 +29,13 @@ from orchestrator.sessions.protocol import (
     UtteranceAccepted,
     UtteranceOut,
 )
-from orchestrator.sessions.session import SessionState, VoiceSession
+from orchestrator.sessions.session import VoiceSession
 from orchestrator.sessions.speech_handle import SpeechHandle
 
 FORWARDED_HEADER = "x-forwarded-by-replica"
+RECONNECT_MS = 1000
+"""How soon an EventSource reconnects after its stream breaks (a replica going away)."""
+SSE_SEPARATOR = "\n"
 
 
 def _manager(request: Request) -> SessionManager:
@@ -84,7 +89,7 @@ async def create_session(body: CreateSessionRequest, manager: Manager) -> Sessio
 @router.get("/sessions/{session_id}", response_model=SessionOut, summary="A session's state")
 async def get_session(session_id: str, manager: Manager) -> SessionOut:
     record = await manager.record(session_id)
-    session = manager.owned(session_id)
+    session = manager.owned(session_id) if record.owner == manager.instance_id else None
     utterances = None
     if session is not None:
         utterances = [
@@ -113,10 +118,10 @@ async def _on_owner(
     speak: Callable[[VoiceSession], SpeechHandle],
 ) -> Response:
     """Run `speak` here if this replica owns the session, else forward the call to its owner."""
-    record = await manager.check_open(session_id)
-    session = manager.owned(session_id)
-    if session is None:
-        return await _forward(manager, record, request, body.model_dump())
+    found = await manager.locate(session_id)
+    if not isinstance(found, VoiceSession):
+        return await _forward(manager, found, request, body.model_dump())
+    session = found
     handle = speak(session)
     accepted = UtteranceAccepted(utterance_id=handle.id, session_id=session.id)
     return JSONResponse(accepted.model_dump(), status_code=202)
@@ -160,32 +165,63 @@ async def append_text(
 
 @router.get(
     "/sessions/{session_id}/events",
-    summary="Session events as server-sent events",
-    response_class=StreamingResponse,
+    summary="Session events as server-sent events, resumable with Last-Event-ID",
+    response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def events(session_id: str, manager: Manager) -> Response:
-    session = manager.owned(session_id)
-    if session is None:
-        record = await manager.check_open(session_id)
-        # Events live on the owner: send the client there.
-        return RedirectResponse(f"{record.owner_url}/sessions/{session_id}/events", status_code=307)
-    if session.state is not SessionState.ACTIVE:
-        raise errors.session_ended(f"session {session_id} has {session.state}")
-
-    async def stream() -> AsyncIterator[bytes]:
-        async for event in session.events.follow():
-            payload = json.dumps(event.as_dict())
-            yield f"id: {event.seq}\nevent: {event.kind.value}\ndata: {payload}\n\n".encode()
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
+async def events(
+    session_id: str,
+    manager: Manager,
+    last_event_id: Annotated[
+        str | None,
+        Header(description="Resume after this event id (sent by EventSource on reconnect)."),
+    ] = None,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=-1,
+            description="Resume after this event id, for clients that cannot set "
+            "the header; the header wins.",
+        ),
+    ] = None,
+) -> Response:
+    resume = _resume_point(last_event_id, after)
+    stream = await manager.events(session_id, resume)
+    return EventSourceResponse(
+        _encoded(stream),
+        ping=manager.options.events.keepalive_seconds,
+        sep=SSE_SEPARATOR,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
+def _resume_point(last_event_id: str | None, after: int | None) -> int:
+    """The seq a reader has seen last: -1 (everything kept) when it names none."""
+    if last_event_id is None or not last_event_id.strip():
+        return -1 if after is None else after
+    try:
+        seen = int(last_event_id.strip())
+    except ValueError:
+        seen = -2
+    if seen < -1:
+        raise errors.invalid_value(
+            "Last-Event-ID must be an event id this API sent (an integer)",
+            errors.Subject.LAST_EVENT_ID,
+        )
+    return seen
+
+
+async def _encoded(stream: AsyncIterator[SessionEvent]) -> AsyncIterator[ServerSentEvent]:
+    yield ServerSentEvent(retry=RECONNECT_MS, sep=SSE_SEPARATOR)
+    async for event in stream:
+        yield ServerSentEvent(
+            event.to_json(), event=str(event.kind), id=str(event.seq), sep=SSE_SEPARATOR
+        )
+
+
 def _session_out(record: SessionRecord, utterances: list[UtteranceOut] | None = None) -> SessionOut:
     fields = asdict(record)
-    del fields["owner_url"]  # internal: where replicas forward calls
+    # Internal: where replicas forward calls, and the owner's ownership bookkeeping.
+    for internal in ("owner_url", "epoch", "playing_utterance", "playing_heard_seconds"):
+        del fields[internal]
     return SessionOut(**fields, utterances=utterances)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -26,6 +27,14 @@ VAD_RATE = 16000
 ARRIVALS_KEPT = 2000
 """Received frames whose arrival time is remembered (20 s of 10 ms frames): an onset is
 reported within a few windows of its audio, so this bounds memory and never runs short."""
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """Silero's settings for every listener of this replica's sessions."""
+
+    activation_threshold: float = 0.5
+    min_speech_seconds: float = 0.032
 
 
 class ReceivedAudio:

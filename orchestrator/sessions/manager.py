@@ -1,6 +1,6 @@
 """Sessions across replicas: this replica's own sessions, which replica owns every other
-one (records in the store), forwarding of calls to the owner, and marking sessions failed
-when their replica's heartbeat expires.
+one (records in the store), forwarding of calls to the owner, and taking over the sessions
+of a replica that stopped heartbeating (`takeover.py`).
 
 It raises `orchestrator.errors` service errors; the routes turn them into HTTP answers.
 """
@@ -13,12 +13,12 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import aiohttp
 import httpx
-from livekit import api, rtc
+from livekit import rtc
 
 # Silero must be imported on the main thread (it registers a plugin): keep it at the top.
 from livekit.plugins import silero
@@ -28,27 +28,31 @@ from fleet.aio import TaskSet
 from fleet.store import Store, StoreUnavailable
 from orchestrator import errors
 from orchestrator.metrics.recorder import FleetMetrics
+from orchestrator.sessions import takeover
+from orchestrator.sessions.event_history import EventHistory, EventHistoryOptions
+from orchestrator.sessions.events import EventKind, EventLog, SessionEvent
+from orchestrator.sessions.listening import VadOptions
+from orchestrator.sessions.records import (
+    REPLICA_KIND,
+    SESSION_KIND,
+    CreatedSession,
+    SessionRecord,
+    SessionRecords,
+)
 from orchestrator.sessions.session import SessionOptions, SessionState, VoiceSession
 from orchestrator.sessions.speech_handle import SpeechHandle, UtteranceClosed
-from orchestrator.sessions.tokens import user_token
+from orchestrator.sessions.tokens import delete_room, user_token
 from orchestrator.workers.channels import WorkerChannels
 from orchestrator.workers.registry import WorkerRegistry
 
+__all__ = ["REPLICA_KIND", "SESSION_KIND", "CreatedSession", "SessionManager", "SessionRecord"]
+
 log = logging.getLogger(__name__)
 
-SESSION_KIND = "session"
-REPLICA_KIND = "replica"
 # Ended sessions stay visible for a while so late calls get 409 rather than 404.
 ENDED_RECORD_TTL_SECONDS = 3600.0
 FORWARD_TIMEOUT_SECONDS = 10.0
-DELETE_ROOM_TIMEOUT_SECONDS = 3.0
 GONE = (SessionState.ENDED, SessionState.FAILED)
-
-
-@dataclass(frozen=True)
-class VadOptions:
-    activation_threshold: float = 0.5
-    min_speech_seconds: float = 0.032
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,11 @@ class ManagerOptions:
     """This replica's public API, for forwarded calls."""
     session: SessionOptions = field(default_factory=SessionOptions)
     vad: VadOptions = field(default_factory=VadOptions)
+    events: EventHistoryOptions = field(default_factory=EventHistoryOptions)
     max_sessions: int = 100
     max_text_chars: int = 5000
     replica_ttl_seconds: float = 5.0
+    """A replica silent this long is gone: its sessions are taken over."""
     user_token_ttl_seconds: int = 600
     livekit_public_url: str | None = None
     """LiveKit URL handed to clients; None: the agent's own URL."""
@@ -70,40 +76,8 @@ class ManagerOptions:
     """Whether the worker reads text as a person would, unless a `say` says otherwise."""
 
 
-@dataclass(frozen=True)
-class SessionRecord:
-    session_id: str
-    room: str
-    voice: str
-    owner: str
-    owner_url: str
-    state: str
-    created_at: float
-    error: str | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, raw: str) -> SessionRecord:
-        return cls(**json.loads(raw))
-
-
-@dataclass(frozen=True)
-class CreatedSession:
-    """A new session and what its listener needs to join the room."""
-
-    session_id: str
-    room: str
-    voice: str
-    url: str
-    token: str
-    identity: str
-    expires_at: float
-
-
 class SessionManager:
-    """Hosts this replica's sessions and finds everyone else's."""
+    """Hosts this replica's sessions, finds everyone else's, adopts the orphans."""
 
     def __init__(
         self,
@@ -121,6 +95,10 @@ class SessionManager:
         self.instance_id = options.instance_id
         self.url = options.url
         self.local: dict[str, VoiceSession] = {}
+        self.history = EventHistory(store, options.events)
+        self.records = SessionRecords(store, options.instance_id, options.url)
+        self._orphans = takeover.Orphans(options.instance_id, self._adopt, self._give_up_on)
+        self._joining: set[str] = set()
         self._vad: Any = None
         self._tasks = TaskSet("session-manager")
         self._http: httpx.AsyncClient | None = None
@@ -131,8 +109,11 @@ class SessionManager:
         # Loading the ONNX model blocks for ~50 ms: once per process, off the loop.
         self._vad = await loop.run_in_executor(None, self._load_vad)
         self._http = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_SECONDS)
+        self.history.start()
         await self._heartbeat()
         interval = self.options.replica_ttl_seconds / 3
+        # Apart: rejoining rooms must never delay the heartbeat that keeps ours ours.
+        self._tasks.spawn(aio.every(interval, self._heartbeat, what="replica heartbeat"), "beat")
         self._tasks.spawn(aio.every(interval, self.maintain, what="session maintenance"), "maint")
 
     def _load_vad(self) -> Any:
@@ -147,10 +128,26 @@ class SessionManager:
             await self.end(session.id, reason="orchestrator stopping")
         with contextlib.suppress(StoreUnavailable):
             await self.store.remove_record(REPLICA_KIND, self.instance_id)
+        await self.history.aclose()
         if self._http is not None:
             await self._http.aclose()
 
     # -- create / read / end ------------------------------------------------------------
+
+    def _new_session(
+        self, room: str, voice: str, session_id: str, events: EventLog
+    ) -> VoiceSession:
+        return VoiceSession(
+            self.options.session,
+            self.registry,
+            self.channels,
+            self._vad,
+            self.metrics,
+            room_name=room,
+            voice=voice,
+            session_id=session_id,
+            events=events,
+        )
 
     async def create(self, room: str | None, voice: str | None) -> CreatedSession:
         """Join a room as the agent (a new room when none is named)."""
@@ -162,20 +159,11 @@ class SessionManager:
         voices = self.registry.voices()
         if voice not in voices:
             raise errors.voice_not_found(voice, sorted(voices))
-        active = sum(s.state is SessionState.ACTIVE for s in self.local.values())
-        if active >= self.options.max_sessions:
+        if (active := self._hosted()) >= self.options.max_sessions:
             raise errors.at_capacity(f"this replica already hosts {active} sessions")
         session_id = uuid.uuid4().hex
-        session = VoiceSession(
-            self.options.session,
-            self.registry,
-            self.channels,
-            self._vad,
-            self.metrics,
-            room_name=room or f"voice-{session_id[:12]}",
-            voice=voice,
-            session_id=session_id,
-        )
+        room = room or f"voice-{session_id[:12]}"
+        session = self._new_session(room, voice, session_id, self.history.log_for(session_id))
         livekit = self.options.session.livekit
         try:
             await session.start()  # on failure, nothing is left behind
@@ -184,7 +172,7 @@ class SessionManager:
                 f"cannot join LiveKit at {livekit.url}: {type(exc).__name__}: {exc}"
             ) from None
         self.local[session.id] = session
-        await self._save(session)
+        await self.records.write(session)
         identity = f"user-{session.id[:12]}"
         ttl = self.options.user_token_ttl_seconds
         token = user_token(
@@ -204,27 +192,42 @@ class SessionManager:
             expires_at=time.time() + ttl,
         )
 
+    def _hosted(self) -> int:
+        active = sum(s.state is SessionState.ACTIVE for s in self.local.values())
+        return active + len(self._joining)
+
     async def record(self, session_id: str) -> SessionRecord:
+        """The session's record: the store's, or this replica's own while the store is down
+        (or after it lost the record, restarted empty)."""
         session = self.local.get(session_id)
+        try:
+            raw = await self.store.get_record(SESSION_KIND, session_id)
+        except StoreUnavailable as exc:
+            if session is None:
+                raise errors.store_unavailable(f"the session store does not answer: {exc}") from exc
+            raw = None
+        if raw is not None:
+            return SessionRecord.from_json(raw)
         if session is not None:
-            return self._record_of(session)
-        raw = await self.store.get_record(SESSION_KIND, session_id)
-        if raw is None:
-            raise errors.session_not_found(session_id)
-        return SessionRecord.from_json(raw)
+            return self.records.of(session)
+        raise errors.session_not_found(session_id)
 
     async def end(self, session_id: str, reason: str = "deleted") -> SessionRecord:
-        session = self.local.get(session_id)
+        record = await self.record(session_id)
+        session = self._hosting(record)
         if session is None:
-            record = await self.record(session_id)
             if record.state in GONE:
                 return record
+            if record.owner == self.instance_id or not await self._owner_alive(record):
+                # Nobody runs it: end it from here, no need to rejoin the room first.
+                return await self._close_orphan(record.session_id, SessionState.ENDED, reason)
             return await self._forward_delete(record)
         await session.aclose(reason)
         await self._delete_room(session.room_name)
         self.local.pop(session_id, None)
-        await self._save(session, ttl=ENDED_RECORD_TTL_SECONDS)
-        return self._record_of(session)
+        await self.records.write(session, ttl=ENDED_RECORD_TTL_SECONDS)
+        self._forget(session_id)
+        return self.records.of(session)
 
     def busy(self) -> bool:
         """Some session here is speaking or has utterances waiting."""
@@ -233,12 +236,38 @@ class SessionManager:
     def owned(self, session_id: str) -> VoiceSession | None:
         return self.local.get(session_id)
 
+    def _hosting(self, record: SessionRecord) -> VoiceSession | None:
+        """This replica's session of the record, if the store agrees it is ours."""
+        session = self.local.get(record.session_id)
+        if session is not None and record.owner != self.instance_id:
+            # Another replica took it over while this one was cut off: it is theirs.
+            self._tasks.spawn(self._release(session), "release")
+            return None
+        return session
+
     async def check_open(self, session_id: str) -> SessionRecord:
         """The record of a session that can still speak; session_ended otherwise."""
         record = await self.record(session_id)
         if record.state in GONE:
             detail = f": {record.error}" if record.error else ""
             raise errors.session_ended(f"session {session_id} has {record.state}{detail}")
+        return record
+
+    async def locate(self, session_id: str) -> VoiceSession | SessionRecord:
+        """Where a call for an open session runs: here (the session), or on its owner (the
+        record to forward it to). A session whose replica is gone is taken over first."""
+        record = await self.check_open(session_id)
+        session = self._hosting(record)
+        if session is not None:
+            return session
+        if record.owner != self.instance_id and await self._owner_alive(record):
+            return record
+        taken = await self._take_over(session_id)
+        if taken is not None:
+            return taken
+        record = await self.check_open(session_id)  # another replica won it, or it failed
+        if record.owner == self.instance_id:
+            raise errors.owner_moved()  # being rejoined here right now
         return record
 
     # -- speaking (on the owner) --------------------------------------------------------
@@ -277,6 +306,29 @@ class SessionManager:
         if length > self.options.max_text_chars:
             raise errors.text_too_long(length, self.options.max_text_chars)
 
+    # -- events -------------------------------------------------------------------------
+
+    async def events(self, session_id: str, after: int) -> AsyncIterator[SessionEvent]:
+        """The session's events after seq `after`, then live ones until it ends: from this
+        replica's own log when it runs the session, else from the store. session_ended
+        when it is over and nothing is left to read."""
+        record = await self.record(session_id)
+        session = self._hosting(record)
+        if session is not None and (not session.events.closed or session.events.last_seq > after):
+            return session.events.follow(after)
+        if record.state in GONE:
+            with contextlib.suppress(StoreUnavailable):
+                if await self.store.read_log(f"events:{session_id}", after, limit=1):
+                    return self.history.follow(session_id, after, lambda: self._is_open(session_id))
+            raise errors.session_ended(f"session {session_id} has {record.state}")
+        return self.history.follow(session_id, after, lambda: self._is_open(session_id))
+
+    async def _is_open(self, session_id: str) -> bool:
+        try:
+            return (await self.record(session_id)).state not in GONE
+        except errors.ServiceError as exc:
+            return exc.code is errors.STORE_UNAVAILABLE  # not known: keep following
+
     # -- forwarding to the owner --------------------------------------------------------
 
     async def forward(
@@ -288,17 +340,13 @@ class SessionManager:
         headers: dict[str, str],
     ) -> httpx.Response:
         """Send a session call to the replica that owns the session."""
-        if not await self._owner_alive(record):
-            await self._mark_failed(record, "its orchestrator replica stopped heartbeating")
-            raise errors.session_ended(
-                f"session {record.session_id} has failed: its replica is gone"
-            )
         assert self._http is not None
         try:
             return await self._http.request(
                 method, record.owner_url + path, json=body, headers=headers
             )
         except httpx.HTTPError as exc:
+            # Dead but still within its heartbeat TTL: retried, it is taken over.
             raise errors.owner_unreachable(
                 f"owner replica unreachable: {type(exc).__name__}"
             ) from exc
@@ -315,12 +363,15 @@ class SessionManager:
     # -- maintenance --------------------------------------------------------------------
 
     async def maintain(self) -> None:
-        """One round of upkeep (run every third of the replica TTL): heartbeat, records of
-        sessions that ended on their own, sessions of replicas that stopped heartbeating."""
+        """One round of upkeep (every third of the replica TTL): this replica's records
+        (ended sessions, playout checkpoints, sessions lost to another replica), then the
+        orphans of replicas that stopped heartbeating."""
         try:
-            await self._heartbeat()
-            await self._sync_local()
-            await self._reap_orphans()
+            alive = set(await self.store.list_records(REPLICA_KIND))
+            records = await self.store.list_records(SESSION_KIND)
+            await self._sync_local(records)
+            parsed = {k: SessionRecord.from_json(v) for k, v in records.items()}
+            await self._orphans.round(parsed, alive, self.local)
         except StoreUnavailable as exc:
             log.warning("session store unavailable", extra={"reason": str(exc)})
 
@@ -330,61 +381,119 @@ class SessionManager:
             REPLICA_KIND, self.instance_id, value, self.options.replica_ttl_seconds
         )
 
-    async def _sync_local(self) -> None:
-        """Sessions that failed on their own (room lost) get their record updated."""
+    async def _sync_local(self, records: dict[str, str]) -> None:
         for session in list(self.local.values()):
-            if session.state in GONE:
+            if self.records.lost(session.id, records.get(session.id)):
+                await self._release(session)
+            elif session.state in GONE:  # failed on its own (room lost)
                 self.local.pop(session.id, None)
                 await self._delete_room(session.room_name)
-                await self._save(session, ttl=ENDED_RECORD_TTL_SECONDS)
+                await self.records.write(session, ttl=ENDED_RECORD_TTL_SECONDS)
+                self._forget(session.id)
+            elif self.records.changed(session) and not await self.records.write(session):
+                await self._release(session)  # the playout checkpoint found it taken
 
-    async def _reap_orphans(self) -> None:
-        replicas = set(await self.store.list_records(REPLICA_KIND))
-        for raw in (await self.store.list_records(SESSION_KIND)).values():
-            record = SessionRecord.from_json(raw)
-            if record.state == SessionState.ACTIVE and record.owner not in replicas:
-                await self._mark_failed(record, "its orchestrator replica stopped heartbeating")
+    async def _adopt(self, session_id: str, alive: set[str]) -> bool:
+        return await self._take_over(session_id, alive) is not None
 
-    async def _mark_failed(self, record: SessionRecord, reason: str) -> None:
-        failed = replace(record, state=SessionState.FAILED, error=reason)
-        await self.store.put_record(
-            SESSION_KIND, record.session_id, failed.to_json(), ENDED_RECORD_TTL_SECONDS
-        )
-        log.warning(
-            "session marked failed", extra={"session_id": record.session_id, "owner": record.owner}
-        )
+    async def _give_up_on(self, session_id: str) -> None:
+        reason = "its orchestrator replica stopped heartbeating and no replica could take it"
+        await self._close_orphan(session_id, SessionState.FAILED, reason)
 
-    async def _save(self, session: VoiceSession, ttl: float | None = None) -> None:
-        with contextlib.suppress(StoreUnavailable):
-            await self.store.put_record(
-                SESSION_KIND, session.id, self._record_of(session).to_json(), ttl
+    # -- takeover -----------------------------------------------------------------------
+
+    async def _take_over(
+        self, session_id: str, alive: set[str] | None = None
+    ) -> VoiceSession | None:
+        """Claim an orphan (one winner, through the store) and rejoin its room. None when
+        it is not an orphan, another replica won it, this one is full, or rejoining failed
+        (the session has then failed, with the reason)."""
+        if self.draining or session_id in self._joining or session_id in self.local:
+            return None
+        if self._hosted() >= self.options.max_sessions:
+            return None
+        found = await self.records.get(session_id)
+        if found is None:
+            return None
+        record, raw = found
+        if alive is None:
+            alive = set(await self.store.list_records(REPLICA_KIND))
+        if record.state != SessionState.ACTIVE or (
+            record.owner != self.instance_id and record.owner in alive
+        ):
+            return None
+        self._joining.add(session_id)
+        try:
+            claim = await self.records.claim(record, raw)
+            if claim is None:
+                return None
+            log.warning(
+                "taking over a session",
+                extra={"session_id": session_id, "previous_owner": record.owner},
             )
+            return await self._rejoin(claim, record)
+        finally:
+            self._joining.discard(session_id)
 
-    def _record_of(self, session: VoiceSession) -> SessionRecord:
-        return SessionRecord(
-            session_id=session.id,
-            room=session.room_name,
-            voice=session.voice,
-            owner=self.instance_id,
-            owner_url=self.url,
-            state=session.state,
-            created_at=session.created_at,
-            error=session.error,
-        )
+    async def _rejoin(self, claim: SessionRecord, previous: SessionRecord) -> VoiceSession | None:
+        past = await self.history.load(claim.session_id)
+        if past and past[-1].ends_session:  # it ended; only its record was left behind
+            await self._close_orphan(claim.session_id, SessionState.ENDED, "ended")
+            return None
+        events = self.history.log_for(claim.session_id, past)
+        session = self._new_session(claim.room, claim.voice, claim.session_id, events)
+        session.created_at = claim.created_at
+        try:
+            await session.start(takeover=True)
+        except (rtc.ConnectError, TimeoutError, OSError) as exc:
+            self._forget(claim.session_id)
+            reason = (
+                "its orchestrator replica stopped heartbeating and the room could not be "
+                f"rejoined: {type(exc).__name__}"
+            )
+            await self._close_orphan(claim.session_id, SessionState.FAILED, reason)
+            return None
+        self.local[session.id] = session
+        takeover.announce(events, previous, self.instance_id)
+        await self.records.write(session)
+        return session
+
+    async def _release(self, session: VoiceSession) -> None:
+        """Another replica took this session over (this one was cut off from the store for
+        longer than the TTL): leave it to them, room and history untouched."""
+        if self.local.get(session.id) is not session:
+            return
+        log.warning("session taken over by another replica", extra={"session_id": session.id})
+        self.local.pop(session.id, None)
+        self._forget(session.id, drop_pending=True)
+        session.events.close()  # its readers reconnect, and find the new owner's events
+        await session.aclose("taken over by another replica")
+
+    def _forget(self, session_id: str, *, drop_pending: bool = False) -> None:
+        self.records.forget(session_id)
+        self.history.detach(session_id, drop_pending=drop_pending)
+
+    async def _close_orphan(
+        self, session_id: str, state: SessionState, reason: str
+    ) -> SessionRecord:
+        """End or fail a session nobody runs: its record, a last event, its room."""
+        found = await self.records.get(session_id)
+        if found is None:
+            raise errors.session_not_found(session_id)
+        record, raw = found
+        if record.state in GONE:
+            return record
+        final = await self.records.finish(record, raw, state, reason, ENDED_RECORD_TTL_SECONDS)
+        if final is None:
+            return await self.record(session_id)  # someone else got there first
+        log.warning("orphaned session closed", extra={"session_id": session_id, "state": state})
+        past = await self.history.load(session_id)
+        kind = EventKind.SESSION_ENDED if state is SessionState.ENDED else EventKind.ERROR
+        last = SessionEvent(past[-1].seq + 1 if past else 0, kind, time.time(), {"reason": reason})
+        await self.history.append(session_id, last)
+        await self._delete_room(record.room)
+        return final
 
     async def _delete_room(self, room: str) -> None:
-        """Disconnect everyone else too; rooms otherwise linger for minutes."""
         livekit = self.options.session.livekit
-        http_url = livekit.url.replace("ws://", "http://").replace("wss://", "https://")
-        lk = api.LiveKitAPI(
-            http_url,
-            livekit.api_key,
-            livekit.api_secret,
-            timeout=aiohttp.ClientTimeout(total=DELETE_ROOM_TIMEOUT_SECONDS),
-        )
-        try:
-            await lk.room.delete_room(api.DeleteRoomRequest(room=room))
-        except Exception as exc:  # the room may already be gone; never fail a DELETE on it
-            log.info("room delete skipped", extra={"room": room, "reason": type(exc).__name__})
-        finally:
-            await lk.aclose()
+        await delete_room(livekit.url, livekit.api_key, livekit.api_secret, room)

@@ -101,6 +101,7 @@ class VoiceSession:
         room_name: str,
         voice: str,
         session_id: str | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.options = options
         self.id = session_id or uuid.uuid4().hex
@@ -111,7 +112,7 @@ class VoiceSession:
         self.created_at = time.time()
         self.ended_at: float | None = None
         self.error: str | None = None
-        self.events = EventLog(self.id)
+        self.events = events or EventLog(self.id)
         self.utterances: dict[str, SpeechHandle] = {}
         self.controller = BargeInController(options.bargein)
         self._registry = registry
@@ -129,9 +130,10 @@ class VoiceSession:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, takeover: bool = False) -> None:
         """Join the room and publish the agent's track. Raises rtc.ConnectError on failure;
-        nothing is left running then."""
+        nothing is left running then. With takeover, the session goes on from a replica
+        that stopped: it is not counted or announced as a new one."""
         self._room.on("track_subscribed", self._on_track_subscribed)
         self._room.on("disconnected", self._on_disconnected)
         self._room.on("reconnecting", self._on_reconnecting)
@@ -159,9 +161,12 @@ class VoiceSession:
             await self._teardown()
             raise
         self.state = SessionState.ACTIVE
-        self._metrics.session_started()
         self._tasks.spawn(self._speak_forever(), "speaker")
-        self.events.emit(EventKind.SESSION_STARTED, room=self.room_name)
+        if takeover:
+            self._metrics.session_taken_over()
+        else:
+            self._metrics.session_started()
+            self.events.emit(EventKind.SESSION_STARTED, room=self.room_name)
 
     async def aclose(self, reason: str = "deleted") -> None:
         await self._end(SessionState.ENDED, EventKind.SESSION_ENDED, reason=reason)
@@ -194,6 +199,11 @@ class VoiceSession:
             log.warning("leaving the room failed", extra={"session_id": self.id}, exc_info=True)
 
     # -- speaking -----------------------------------------------------------------------
+
+    @property
+    def current(self) -> SpeechHandle | None:
+        """The utterance being spoken (or paused by a barge-in), if any."""
+        return self._current
 
     @property
     def busy(self) -> bool:

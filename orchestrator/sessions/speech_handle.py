@@ -68,6 +68,13 @@ class SpeechHandle:
         self._audio_task: asyncio.Task[None] | None = None
 
     @property
+    def heard_seconds(self) -> float | None:
+        """How much of the utterance the listener has heard so far (None before playout)."""
+        if self._playout is None:
+            return None
+        return self._playout.heard_samples / self.audio.sample_rate
+
+    @property
     def worker(self) -> WorkerRecord | None:
         """The worker speaking the utterance, once its stream is open."""
         return self._stream.worker if self._stream is not None else None
@@ -190,6 +197,11 @@ class SpeechHandle:
                 if not self.audio.samples:
                     metrics.observe_first_audio(time.perf_counter() - started, "session")
                 self.audio.append(frame)
+            # The worker's stats of the whole utterance, as HTTP synthesis records them.
+            if (stats := stream.stats) is not None:
+                metrics.observe_synthesis(
+                    stats.audio_seconds, stats.synthesis_seconds, stats.queue_seconds
+                )
         except WorkerStreamError as exc:
             if self.state in (UtteranceState.SPEAKING, UtteranceState.PAUSED):
                 events.emit(EventKind.ERROR, utterance_id=self.id, reason=str(exc))

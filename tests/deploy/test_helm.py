@@ -1,8 +1,9 @@
 """The Helm chart: `helm lint`, `helm template`, and offline schema validation of the result.
 
 helm is built from its Go module (scripts/deploy_tools.sh); schemas come from the
-`kubernetes-validate` package (offline). The ServiceMonitor CRD has no schema there, so its
-references (Service labels, port names) are checked against the rendered Services instead.
+`kubernetes-validate` package (offline). The ServiceMonitor and PrometheusRule CRDs have no
+schema there: the monitors' references (Service labels, port names) are checked against the
+rendered Services, and the rules by promtool, with the repository's rule unit tests.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.conftest import ROOT, venv_tool
+from tests.deploy.conftest import ROOT, system_tool, venv_tool
 
 CHART = ROOT / "deploy" / "helm" / "voice-orchestrator"
 KUBE_VERSION = "1.31.0"
@@ -107,7 +108,7 @@ def test_rendered_manifests_pass_offline_schema_validation(
     passed = re.findall(r"passed for resource (\S+)", result.stdout + result.stderr)
     assert len(passed) >= 10, result.stdout + result.stderr
     unknown = re.findall(r"Couldn't find schema for kind (\w+)", result.stdout + result.stderr)
-    assert set(unknown) <= {"ServiceMonitor"}, unknown
+    assert set(unknown) <= {"ServiceMonitor", "PrometheusRule"}, unknown
 
 
 def test_chart_has_the_expected_objects(manifests: list[dict[str, Any]]) -> None:
@@ -119,6 +120,7 @@ def test_chart_has_the_expected_objects(manifests: list[dict[str, Any]]) -> None
         "PodDisruptionBudget": 2,
         "HorizontalPodAutoscaler": 1,
         "ServiceMonitor": 2,
+        "PrometheusRule": 1,
         "ConfigMap": 1,
         "Secret": 1,
     }.items():
@@ -217,3 +219,27 @@ def test_dashboards_config_map_holds_every_dashboard(manifests: list[dict[str, A
     assert expected and sorted(config_map["data"]) == expected
     for name, text in config_map["data"].items():
         assert json.loads(text)["panels"], name
+
+
+def test_prometheus_rule_ships_the_alert_rules_promtool_tests(
+    manifests: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The chart's PrometheusRule holds monitoring/alerts.yml's groups unchanged, and those
+    rules, taken out of the rendered object, pass the repository's promtool unit tests."""
+    (rule,) = by_kind(manifests, "PrometheusRule").values()
+    monitoring = ROOT / "monitoring"
+    assert rule["spec"] == yaml.safe_load((monitoring / "alerts.yml").read_text())
+    (tmp_path / "alerts.yml").write_text(yaml.safe_dump(rule["spec"]))
+    (tmp_path / "alerts.test.yml").write_text((monitoring / "alerts.test.yml").read_text())
+    promtool = system_tool("promtool")
+    for args in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts.test.yml"]):
+        done = subprocess.run(
+            [promtool, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_monitors_name_their_jobs_by_component(manifests: list[dict[str, Any]]) -> None:
+    """Readable job names; nothing depends on them (dashboards select on build info)."""
+    for monitor in by_kind(manifests, "ServiceMonitor").values():
+        assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/component"

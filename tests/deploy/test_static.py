@@ -13,27 +13,16 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.deploy.conftest import ROOT, compose_binary, system_tool, venv_tool
+from tests.deploy.compose import REQUIRED, compose, compose_env, resolved
+from tests.deploy.conftest import ROOT, system_tool, venv_tool
 
 DOCKERFILES = sorted((ROOT / "docker").glob("Dockerfile.*"))
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.prod.yml", "docker-compose.monitoring.yml")
 COMPILERS = re.compile(r"^(gcc|g\+\+|cc|clang|build-essential|make|cmake|.*-dev)$")
-# Values for the variables that the production files require (no defaults on purpose).
-REQUIRED = {
-    "REDIS_PASSWORD": "0123456789abcdef",
-    "ORCH_API_KEYS": '{"static-check-key-0123": ["synthesize", "sessions"]}',
-    "LIVEKIT_API_KEY": "APIstatic",
-    "LIVEKIT_API_SECRET": "0123456789abcdef0123456789abcdef",
-    "GRAFANA_ADMIN_PASSWORD": "static-check",
-    "PUBLIC_DOMAIN": "api.example.com",
-    "LIVEKIT_DOMAIN": "livekit.example.com",
-    "ACME_EMAIL": "ops@example.com",
-}
 
 
 # ------------------------------------------------------------------------------ Dockerfiles
@@ -190,43 +179,6 @@ def test_dockerignore_admits_exactly_what_the_dockerfiles_copy() -> None:
 
 
 # ------------------------------------------------------------------------------ Compose
-
-
-def compose_env(**overrides: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in REQUIRED and k != "COMPOSE_PROFILES"}
-    env.update(REQUIRED)
-    for key, value in overrides.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    # A .env in the repository (an operator's) must not change what the checks see.
-    env["COMPOSE_DISABLE_ENV_FILE"] = "1"
-    return env
-
-
-def compose(
-    files: tuple[str, ...], *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    command = [str(compose_binary())]
-    for name in files:
-        command += ["--file", str(ROOT / name)]
-    return subprocess.run(
-        [*command, *args],
-        cwd=ROOT,
-        env=env or compose_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def resolved(files: tuple[str, ...], *profiles: str) -> dict[str, Any]:
-    flags = [arg for p in profiles for arg in ("--profile", p)]
-    result = compose(files, *flags, "config", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    config: dict[str, Any] = json.loads(result.stdout)
-    return config
 
 
 COMBINATIONS = [

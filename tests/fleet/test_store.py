@@ -172,3 +172,80 @@ async def test_records_with_and_without_ttl(store: Store) -> None:
     await store.remove_record("session", "s1")
     await store.remove_record("session", "absent")
     assert await store.list_records("session") == {}
+
+
+async def test_swap_record_has_exactly_one_winner(store: Store) -> None:
+    """Compare and set: of many callers expecting the same record, one stores its value;
+    the others see False and the record holds the winner's value."""
+    await store.put_record("session", "s1", '{"owner": "dead"}', ttl_seconds=None)
+    claims = [f'{{"owner": "r{i}"}}' for i in range(10)]
+    won = await asyncio.gather(
+        *(store.swap_record("session", "s1", '{"owner": "dead"}', c, None) for c in claims)
+    )
+    assert sum(won) == 1
+    assert await store.get_record("session", "s1") == claims[won.index(True)]
+    # Expecting no record: only when there is none, and the new one is listed.
+    assert not await store.swap_record("session", "s1", None, "{}", None)
+    assert await store.swap_record("session", "s2", None, '{"new": 1}', 10)
+    assert (await store.list_records("session"))["s2"] == '{"new": 1}'
+    assert not await store.swap_record("session", "s3", "{}", "{}", None)  # absent != "{}"
+    assert await store.get_record("session", "s3") is None
+
+
+async def test_memory_swap_record_keeps_the_ttl_semantics() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    assert await store.swap_record("session", "s", None, "a", ttl_seconds=1.0)
+    clock.now += 1.001
+    assert await store.swap_record("session", "s", None, "b", ttl_seconds=None)  # expired
+    assert await store.get_record("session", "s") == "b"
+
+
+async def test_log_keeps_order_refuses_stale_writers_and_is_bounded(store: Store) -> None:
+    """Entries come back after a given seq, oldest first; a seq at or below the last is
+    refused; only the newest max_len stay."""
+    key = f"log-{free_port()}"
+    for seq in range(5):
+        assert await store.append_log(key, seq, f"e{seq}", max_len=3, ttl_seconds=60)
+    assert not await store.append_log(key, 4, "again", max_len=3, ttl_seconds=60)
+    assert not await store.append_log(key, 1, "late", max_len=3, ttl_seconds=60)
+    assert await store.read_log(key, -1, limit=10) == [(2, "e2"), (3, "e3"), (4, "e4")]
+    assert await store.read_log(key, 2, limit=10) == [(3, "e3"), (4, "e4")]
+    assert await store.read_log(key, 2, limit=1) == [(3, "e3")]
+    assert await store.read_log(key, 4, limit=10) == []
+    assert await store.append_log(key, 9, "skip", max_len=3, ttl_seconds=60)  # gaps allowed
+    assert await store.read_log(key, 4, limit=10) == [(9, "skip")]
+    assert await store.read_log(f"never-{key}", -1, limit=10) == []
+
+
+async def test_log_reader_waits_for_the_next_entry(store: Store) -> None:
+    """A reader with nothing to read waits for the next append instead of returning empty."""
+    key = f"log-{free_port()}"
+    await store.append_log(key, 0, "first", max_len=10, ttl_seconds=60)
+    reader = asyncio.create_task(store.read_log(key, 0, limit=10, wait_seconds=5))
+    await asyncio.sleep(0)  # the reader is waiting (or about to: either way it must see it)
+    await store.append_log(key, 1, "second", max_len=10, ttl_seconds=60)
+    assert await reader == [(1, "second")]
+
+
+async def test_memory_log_expires_after_its_last_append() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    await store.append_log("log", 0, "a", max_len=10, ttl_seconds=5)
+    clock.now += 4
+    await store.append_log("log", 1, "b", max_len=10, ttl_seconds=5)
+    clock.now += 4.9
+    assert [seq for seq, _ in await store.read_log("log", -1, limit=10)] == [0, 1]
+    clock.now += 0.2
+    assert await store.read_log("log", -1, limit=10) == []
+    assert await store.append_log("log", 0, "fresh", max_len=10, ttl_seconds=5)
+
+
+async def test_redis_log_is_a_bounded_stream_with_a_ttl(
+    redis_pair: tuple[RedisStore, aioredis.Redis, str],
+) -> None:
+    store, raw, prefix = redis_pair
+    for seq in range(4):
+        await store.append_log("events:s1", seq, "{}", max_len=2, ttl_seconds=30)
+    assert await raw.xlen(f"{prefix}events:s1") == 2
+    assert 29_000 < await raw.pttl(f"{prefix}events:s1") <= 30_000

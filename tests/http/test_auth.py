@@ -1,20 +1,24 @@
 """With API keys configured the public API lets in only keys with the right scope, at their
-rate; ops endpoints stay keyless on their own port, and keys never show up in logs or
+rate in that scope, counted once for the whole fleet (in Redis) or in process on a single
+node; ops endpoints stay keyless on their own port, and keys never show up in logs or
 metrics."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from orchestrator.cli import Orchestrator
-from orchestrator.http.auth import RateLimiter, parse_api_keys
+from orchestrator.http.auth import parse_api_keys
+from orchestrator.http.rate_limit import KEY_PREFIX, RateLimiter, RateLimitOptions
 from tests.conftest import orchestrator_settings
-from tests.processes import WorkerProcess
+from tests.processes import RedisServer, WorkerProcess, free_port
 
 SYNTH_KEY = "synth-only-key-0123456789"
 FULL_KEY = "full-access-key-9876543210"
@@ -87,15 +91,87 @@ async def test_rate_limit_answers_429_with_retry_after(secured: Orchestrator) ->
         assert (await other.get("/v1/voices")).status_code == 200
 
 
-def test_token_bucket_refills_at_its_rate() -> None:
-    now = [0.0]
-    limiter = RateLimiter(per_minute=60, clock=lambda: now[0])
-    assert all(limiter.retry_after("k") == 0 for _ in range(60))
-    assert limiter.retry_after("k") == pytest.approx(1.0)
-    now[0] = 0.5
-    assert limiter.retry_after("k") == pytest.approx(0.5)
-    now[0] = 1.0
-    assert limiter.retry_after("k") == 0
+async def test_counts_are_per_key_and_per_scope_with_scope_limits() -> None:
+    limiter = RateLimiter(RateLimitOptions(per_minute=2, scopes={"sessions": 1}))
+    try:
+        assert [await limiter.retry_after("a", "synthesize") for _ in range(2)] == [0, 0]
+        assert await limiter.retry_after("a", "synthesize") > 0
+        assert await limiter.retry_after("a", "sessions") == 0  # its own count and limit
+        assert await limiter.retry_after("a", "sessions") > 0
+        assert await limiter.retry_after("b", "synthesize") == 0  # another key
+    finally:
+        await limiter.aclose()
+
+
+async def test_retry_after_is_when_the_oldest_request_leaves_the_window() -> None:
+    """Moving window: N requests in any 60 s. Refused just after N requests, the wait is the
+    rest of the minute since the first of them."""
+    limiter = RateLimiter(RateLimitOptions(per_minute=3))
+    try:
+        started = time.time()
+        for _ in range(3):
+            assert await limiter.retry_after("k", "synthesize") == 0
+        wait = await limiter.retry_after("k", "synthesize")
+        assert 60 - (time.time() - started) - 1.0 <= wait <= 60.0
+    finally:
+        await limiter.aclose()
+
+
+async def test_one_limit_for_the_fleet_in_redis(redis_server: RedisServer) -> None:
+    """Two replicas sharing Redis allow the limit once between them (in process each would
+    allow it in full), and the counts are in Redis itself."""
+    key = f"fleet-{free_port()}"  # fresh counts: windows outlive a test run by a minute
+    shared = [RateLimiter(RateLimitOptions(3, redis_url=redis_server.url)) for _ in range(2)]
+    alone = [RateLimiter(RateLimitOptions(3)) for _ in range(2)]
+    raw = aioredis.from_url(redis_server.url)
+    try:
+        waits = [await shared[i % 2].retry_after(key, "synthesize") for i in range(4)]
+        assert waits[:3] == [0, 0, 0] and waits[3] > 0
+        assert all(limiter.shared for limiter in shared)
+        local = [await alone[i % 2].retry_after(key, "synthesize") for i in range(4)]
+        assert local == [0, 0, 0, 0]
+        stored = [k.decode() async for k in raw.scan_iter(match=f"{KEY_PREFIX}*{key}*")]
+        assert len(stored) == 1 and "synthesize" in stored[0], stored
+        assert await raw.llen(stored[0]) == 3  # the three requests let through
+    finally:
+        await raw.aclose()
+        for limiter in (*shared, *alone):
+            await limiter.aclose()
+
+
+async def test_without_redis_each_replica_counts_on_its_own() -> None:
+    """Redis unreachable: the limit still holds, per replica, instead of failing calls."""
+    limiter = RateLimiter(RateLimitOptions(2, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    try:
+        waits = [await limiter.retry_after("k", "synthesize") for _ in range(3)]
+        assert waits[:2] == [0, 0] and waits[2] > 0
+        assert not limiter.shared
+    finally:
+        await limiter.aclose()
+
+
+async def test_replicas_answer_429_once_the_fleet_used_the_limit(
+    redis_server: RedisServer,
+) -> None:
+    """Through the HTTP API of two orchestrators on one Redis: 4 a minute in all."""
+    key = f"fleet-http-key-{free_port()}-0123456789"
+    common = {
+        "redis_url": redis_server.url,
+        "api_keys": json.dumps({key: ["synthesize"]}),
+        "rate_limit_per_minute": 4,
+    }
+    replicas = [Orchestrator(orchestrator_settings(**common)) for _ in range(2)]
+    for orch in replicas:
+        await orch.start()
+    try:
+        statuses = []
+        for i in range(6):
+            async with client(replicas[i % 2], key) as api:
+                statuses.append((await api.get("/v1/voices")).status_code)
+        assert [s == 429 for s in statuses] == [False] * 4 + [True] * 2, statuses
+    finally:
+        for orch in replicas:
+            await orch.stop()
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ STORE_BACKED = {
     "voiceorch_bargein_pause_to_decision_seconds",
     "voiceorch_sessions_started",
     "voiceorch_sessions_ended",
+    "voiceorch_session_takeovers",
     "voiceorch_session_duration_seconds",
     "voiceorch_session_utterances",
 }
@@ -142,8 +143,17 @@ async def test_session_and_bargein_recording(store: Store) -> None:
         assert value(metrics, "voiceorch_session_utterances_bucket", le="3.0") == 1
         assert value(metrics, "voiceorch_session_utterances_bucket", le="2.0") == 0
         assert value(metrics, "voiceorch_session_duration_seconds_sum") == 42
+        metrics.session_taken_over()  # runs here now, but is not a new session
+        assert value(metrics, "voiceorch_active_sessions") == 2
+        assert value(metrics, "voiceorch_session_takeovers_total") == 1
+        assert value(metrics, "voiceorch_sessions_started_total") == 2
+        [build] = [v for (name, _), v in samples(metrics).items() if name == "voiceorch_build_info"]
+        assert build == 1
+        assert ("component", "orchestrator") in next(
+            labels for (name, labels) in samples(metrics) if name == "voiceorch_build_info"
+        )
         summary = await metrics.summary()
-        assert summary["sessions"]["active"] == 1
+        assert summary["sessions"]["active"] == 2
         assert summary["sessions"]["started"] == 2
         assert summary["bargein"]["count"] == 2
         assert summary["bargein"]["false_interruptions"] == 1

@@ -6,7 +6,8 @@ from typing import Any
 
 
 class FakeNvml:
-    """NVML as nvidia-ml-py exposes it, with one 16 GiB device: no GPU exists here."""
+    """NVML as nvidia-ml-py exposes it, with one 16 GiB device busy 37 % of the last sample
+    period: no GPU exists here."""
 
     def nvmlInit(self) -> None:
         pass
@@ -23,6 +24,21 @@ class FakeNvml:
 
     def nvmlDeviceGetMemoryInfo(self, handle: Any) -> Any:
         return self._Memory()
+
+    class _Utilization:  # nvmlUtilization_t: percentages
+        gpu = 37
+        memory = 12
+
+    def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
+        return self._Utilization()
+
+
+class NvmlOnAMigSlice(FakeNvml):
+    """A MIG slice (or some virtual GPUs): memory is reported, utilisation is not
+    (nvidia-ml-py raises NVMLError_NotSupported)."""
+
+    def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
+        raise RuntimeError("Not Supported")
 
 
 class NvmlWithoutDriver(FakeNvml):

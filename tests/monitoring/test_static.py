@@ -4,6 +4,7 @@ metric a dashboard or alert asks for is one our code exports."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import Any
@@ -18,6 +19,7 @@ from fleet.workers import put_worker
 from orchestrator.metrics.recorder import FleetMetrics
 from orchestrator.workers.channels import WorkerChannels
 from orchestrator.workers.registry import WorkerRegistry
+from tests.deploy.compose import resolved, services_answering
 from tests.monitoring.fakes import FakeNvml
 from tests.monitoring.promql import (
     MONITORING,
@@ -79,6 +81,40 @@ def test_prometheus_scrapes_every_part_every_15_seconds() -> None:
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     assert {"orchestrator", "tts-worker", "node"} <= jobs
     assert config["rule_files"] == ["alerts.yml"]
+
+
+def scrape_job(name: str) -> dict[str, Any]:
+    config = read_yaml(MONITORING / "prometheus.yml")
+    [job] = [job for job in config["scrape_configs"] if job["job_name"] == name]
+    return dict(job)
+
+
+def dns_names(job: dict[str, Any]) -> list[str]:
+    return [name for sd in job.get("dns_sd_configs", []) for name in sd["names"]]
+
+
+def test_prometheus_finds_every_compose_worker_by_its_alias() -> None:
+    """The tts-worker job's DNS names resolve to every worker of the production stack,
+    those deploy/compose.workers.yml adds and the CosyVoice one included; the orchestrator
+    job's to the orchestrator."""
+    files = ("docker-compose.prod.yml", "deploy/compose.workers.yml")
+    services = resolved(files, "cosyvoice")["services"]
+    roles = {name: spec["labels"]["com.voice-orchestrator.role"] for name, spec in services.items()}
+    for job, role in (("tts-worker", "tts-worker"), ("orchestrator", "orchestrator")):
+        found = {
+            s for n in dns_names(scrape_job(job)) for s in services_answering(n, files, "cosyvoice")
+        }
+        assert sorted(found) == sorted(s for s, r in roles.items() if r == role), job
+    assert len([r for r in roles.values() if r == "tts-worker"]) == 4
+
+
+def test_no_query_or_alert_selects_on_a_scrape_job_name() -> None:
+    """Another Prometheus (the Operator's ServiceMonitors, a shared one) names its jobs
+    its own way: our processes say what they are in voiceorch_build_info{component}."""
+    selects_job = re.compile(r"\bjob\s*(=~|!~|!=|=)")
+    exprs = [q.expr for q in panel_queries()] + [rule["expr"] for rule in alert_rules()]
+    assert not [e for e in exprs if selects_job.search(e)]
+    assert any("voiceorch_build_info" in e for e in exprs)
 
 
 def test_grafana_provisioning_points_at_the_dashboards() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.monitoring.fakes import FakeNvml, NvmlWithoutDriver
+from tests.monitoring.fakes import FakeNvml, NvmlOnAMigSlice, NvmlWithoutDriver
 from tts_worker import metrics
 
 
@@ -36,6 +36,8 @@ def test_init_engine_creates_every_series_at_zero() -> None:
     }
     assert outcomes == set(metrics.STREAM_OUTCOMES)
     assert series("voiceorch_worker_max_streams", engine="engine-under-test") == [6]
+    # What dashboards and alerts find workers by, whatever their scrape job is called.
+    assert series("voiceorch_build_info", component="tts-worker") == [1]
     assert series("voiceorch_worker_active_streams", engine="engine-under-test") == [0]
     assert series("voiceorch_worker_queue_depth", engine="engine-under-test") == [0]
     assert series("voiceorch_worker_voice_load_seconds", voice="voice-a") == [0.25]
@@ -56,6 +58,21 @@ def test_gpu_memory_is_exported_per_device_through_nvml() -> None:
     [total] = found["voiceorch_worker_gpu_memory_total_bytes"].samples
     assert used.labels == {"device": "0"} and used.value == 3 * 2**30
     assert total.value == 16 * 2**30
+
+
+def test_gpu_utilisation_is_exported_as_a_ratio_per_device() -> None:
+    registry = CollectorRegistry()
+    registry.register(metrics.GpuMemoryCollector(nvml=FakeNvml()))
+    [busy] = families(registry)["voiceorch_worker_gpu_utilization_ratio"].samples
+    assert busy.labels == {"device": "0"} and busy.value == 0.37
+
+
+def test_a_device_without_utilisation_keeps_its_memory_series() -> None:
+    registry = CollectorRegistry()
+    registry.register(metrics.GpuMemoryCollector(nvml=NvmlOnAMigSlice()))
+    found = families(registry)
+    assert "voiceorch_worker_gpu_utilization_ratio" not in found
+    assert found["voiceorch_worker_gpu_memory_used_bytes"].samples
 
 
 def test_no_nvml_package_means_no_gpu_series() -> None:

@@ -23,6 +23,7 @@ async def session_orchestrator(
             livekit_url=livekit_server.url,
             livekit_api_key=livekit_server.api_key,
             livekit_api_secret=livekit_server.api_secret,
+            events_keepalive_seconds=0.5,
         )
     )
     await orch.start()

@@ -15,12 +15,17 @@ from fleet.aio import cancel_and_wait, poll_until
 
 RATE = 48000
 FRAME = RATE // 100  # 10 ms
+AUDIBLE = 1000
+"""int16 peak above which a received chunk counts as speech (silence and codec noise stay
+far below)."""
 
 
 @dataclass
 class Recording:
     chunks: list[npt.NDArray[np.int16]] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # perf_counter per chunk
+    peaks: list[int] = field(default_factory=list)  # int16 peak per chunk
+    tracks: list[str] = field(default_factory=list)  # the track (sid) each chunk came on
 
     def pcm(self) -> npt.NDArray[np.int16]:
         return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
@@ -32,6 +37,33 @@ class Recording:
 
     def samples(self) -> int:
         return sum(len(chunk) for chunk in self.chunks)
+
+    def audible_seconds(self, since: float = 0.0) -> float:
+        """Seconds of speech (chunks peaking over AUDIBLE) that arrived after a perf_counter
+        moment."""
+        return sum(
+            len(chunk) / RATE
+            for chunk, arrived, peak in zip(self.chunks, self.arrivals, self.peaks, strict=True)
+            if arrived > since and peak > AUDIBLE
+        )
+
+    async def wait_audible(self, seconds: float, since: float, within: float) -> bool:
+        """Until `seconds` of speech have arrived after `since` (False if not within)."""
+        return await poll_until(
+            lambda: self.audible_seconds(since) >= seconds,
+            timeout_seconds=within,
+            interval_seconds=0.05,
+        )
+
+    def first_audible(
+        self, since: float, skip_tracks: frozenset[str] = frozenset()
+    ) -> float | None:
+        """Arrival of the first speech chunk after `since` on a track not in skip_tracks
+        (those of an agent that is gone); None while there is none."""
+        for arrived, peak, track in zip(self.arrivals, self.peaks, self.tracks, strict=True):
+            if arrived > since and peak > AUDIBLE and track not in skip_tracks:
+                return arrived
+        return None
 
     def sample_at(self, moment: float) -> int:
         """Samples received before a perf_counter moment."""
@@ -77,8 +109,11 @@ class Listener:
         self.subscribed.set()
         try:
             async for event in stream:
-                self.recording.chunks.append(np.frombuffer(event.frame.data, dtype=np.int16).copy())
+                chunk = np.frombuffer(event.frame.data, dtype=np.int16).copy()
+                self.recording.chunks.append(chunk)
                 self.recording.arrivals.append(time.perf_counter())
+                self.recording.peaks.append(int(np.abs(chunk.astype(np.int32)).max(initial=0)))
+                self.recording.tracks.append(track.sid)
         finally:
             await stream.aclose()
 

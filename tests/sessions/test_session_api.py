@@ -43,6 +43,32 @@ async def test_user_token_is_scoped_short_lived_and_audio_only(
         await session_api.delete(f"/sessions/{created['session_id']}")
 
 
+async def test_event_streams_stay_open_with_keep_alive_comments(
+    session_api: httpx.AsyncClient,
+) -> None:
+    """An idle stream gets comment lines (every ORCH_EVENTS_KEEPALIVE_SECONDS, 0.5 s here)
+    that proxies see as traffic and clients ignore; a malformed Last-Event-ID is a 422."""
+    created = (await session_api.post("/sessions", json={})).json()
+    events = EventLog(session_api, created["session_id"])
+    try:
+        await events.wait("session_started")
+        await events.until(lambda: events.comments >= 2, within=10)
+        assert [e["type"] for e in events.events] == ["session_started"]
+        bad = await session_api.get(
+            f"/sessions/{created['session_id']}/events", headers={"Last-Event-ID": "abc"}
+        )
+        assert bad.status_code == 422 and bad.json()["error"]["param"] == "last-event-id"
+    finally:
+        await events.aclose()
+        await session_api.delete(f"/sessions/{created['session_id']}")
+    # Over, and nothing left to read after its last event: 409, so EventSource stops.
+    late = await session_api.get(
+        f"/sessions/{created['session_id']}/events",
+        headers={"Last-Event-ID": str(events.last_seq + 1)},
+    )
+    assert late.status_code == 409
+
+
 async def test_unknown_and_ended_sessions(session_api: httpx.AsyncClient) -> None:
     missing = await session_api.post("/sessions/nope/say", json={"text": "hello"})
     assert missing.status_code == 404
@@ -117,9 +143,12 @@ async def test_livekit_unreachable_is_503_and_leaks_nothing(piper_worker: Worker
 
 async def test_say_through_another_replica_is_spoken_by_the_owner(
     redis_server: RedisServer,
-    piper_worker: WorkerProcess,
+    fleet_worker: WorkerProcess,
     livekit_server: LiveKitServer,
 ) -> None:
+    """A `say` sent to the replica that does not run the session is spoken by the one that
+    does; either replica serves the session's events, and resumes them after the id a
+    client saw last (Last-Event-ID) with nothing repeated and nothing skipped."""
     common = {
         "redis_url": redis_server.url,
         "livekit_url": livekit_server.url,
@@ -127,12 +156,6 @@ async def test_say_through_another_replica_is_spoken_by_the_owner(
         "livekit_api_secret": livekit_server.api_secret,
         "replica_ttl_seconds": 1.0,
     }
-    fleet_worker = WorkerProcess(
-        env={
-            "REDIS_URL": redis_server.url,
-            "TTS_WORKER_HEARTBEAT_INTERVAL_SECONDS": "0.2",
-        }
-    ).start()
     owner = Orchestrator(orchestrator_settings(instance_id=f"owner-{free_port()}", **common))
     other = Orchestrator(orchestrator_settings(instance_id=f"other-{free_port()}", **common))
     await owner.start()
@@ -149,8 +172,9 @@ async def test_say_through_another_replica_is_spoken_by_the_owner(
             created = (await a.post("/sessions", json={})).json()
             session_id = created["session_id"]
             listener = Listener()
-            events = EventLog(a, session_id)
+            events = EventLog(b, session_id)  # served from the store by the non-owner
             await listener.join(created["url"], created["token"])
+            resumed: list[EventLog] = []
             try:
                 said = await b.post(
                     f"/sessions/{session_id}/say",
@@ -158,25 +182,32 @@ async def test_say_through_another_replica_is_spoken_by_the_owner(
                 )
                 assert said.status_code == 202, said.text
                 utterance_id = said.json()["utterance_id"]
-                await events.wait("finished", within=60, utterance_id=utterance_id)
+                finished = await events.wait("finished", within=60, utterance_id=utterance_id)
                 seen = (await b.get(f"/sessions/{session_id}")).json()
                 assert seen["owner"] == owner.settings.instance_id
                 assert seen["state"] == "active"
                 assert seen["utterances"] is None  # b does not host it
+                everything = [e["seq"] for e in events.events]
+                assert everything == list(range(finished["seq"] + 1))
+                assert [e["sse_id"] for e in events.events] == [str(n) for n in everything]
+                for api in (a, b):  # the owner's own log, and the store
+                    resumed.append(EventLog(api, session_id, last_event_id=1))
+                    await resumed[-1].until(lambda r=resumed[-1]: len(r.events) >= 2)
+                    assert [e["seq"] for e in resumed[-1].events] == everything[2:]
             finally:
                 await listener.leave()
-                await events.aclose()
+                for log in (events, *resumed):
+                    await log.aclose()
             assert (await b.delete(f"/sessions/{session_id}")).json()["state"] == "ended"
             assert session_id not in owner.services.sessions.local
     finally:
         await other.stop()
         await owner.stop()
-        fleet_worker.stop()
 
 
 async def test_sessions_of_a_dead_replica_are_marked_failed(redis_server: RedisServer) -> None:
-    """A session whose owner stopped heartbeating is found and marked failed, never left
-    dangling as active."""
+    """A session whose owner stopped heartbeating is taken over; when its room cannot be
+    rejoined (no LiveKit here) it fails with that reason, never left dangling as active."""
     orch = Orchestrator(orchestrator_settings(redis_url=redis_server.url, replica_ttl_seconds=0.6))
     await orch.start()
     try:
