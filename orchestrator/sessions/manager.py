@@ -28,6 +28,7 @@ from fleet.aio import TaskSet
 from fleet.store import Store, StoreUnavailable
 from orchestrator import errors
 from orchestrator.metrics.recorder import FleetMetrics
+from orchestrator.sessions.recognizer import Recognizer, RecognizerOptions, RecognizerUnavailable
 from orchestrator.sessions.session import SessionOptions, SessionState, VoiceSession
 from orchestrator.sessions.speech_handle import SpeechHandle, UtteranceClosed
 from orchestrator.sessions.tokens import user_token
@@ -60,6 +61,7 @@ class ManagerOptions:
     """This replica's public API, for forwarded calls."""
     session: SessionOptions = field(default_factory=SessionOptions)
     vad: VadOptions = field(default_factory=VadOptions)
+    recognizer: RecognizerOptions = field(default_factory=RecognizerOptions)
     max_sessions: int = 100
     max_text_chars: int = 5000
     replica_ttl_seconds: float = 5.0
@@ -120,6 +122,9 @@ class SessionManager:
         self.url = options.url
         self.local: dict[str, VoiceSession] = {}
         self._vad: Any = None
+        self.recognizer: Recognizer | None = None
+        self.recognizer_error: str | None = None
+        """Why sessions have no recognizer, when loading it failed (each says so)."""
         self._tasks = TaskSet("session-manager")
         self._http: httpx.AsyncClient | None = None
         self.draining = False
@@ -128,6 +133,15 @@ class SessionManager:
         loop = asyncio.get_running_loop()
         # Loading the ONNX model blocks for ~50 ms: once per process, off the loop.
         self._vad = await loop.run_in_executor(None, self._load_vad)
+        if self.options.recognizer.enabled:
+            try:
+                # Loading a Whisper model blocks for a second or so: once, off the loop.
+                self.recognizer = await loop.run_in_executor(
+                    None, Recognizer.load, self.options.recognizer
+                )
+            except RecognizerUnavailable as exc:
+                self.recognizer_error = str(exc)
+                log.error("speech recognition unavailable", extra={"reason": str(exc)})
         self._http = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_SECONDS)
         await self._heartbeat()
         interval = self.options.replica_ttl_seconds / 3
@@ -147,6 +161,8 @@ class SessionManager:
             await self.store.remove_record(REPLICA_KIND, self.instance_id)
         if self._http is not None:
             await self._http.aclose()
+        if self.recognizer is not None:
+            self.recognizer.close()
 
     # -- create / read / end ------------------------------------------------------------
 
@@ -173,6 +189,8 @@ class SessionManager:
             room_name=room or f"voice-{session_id[:12]}",
             voice=voice,
             session_id=session_id,
+            recognizer=self.recognizer,
+            recognizer_error=self.recognizer_error,
         )
         livekit = self.options.session.livekit
         try:

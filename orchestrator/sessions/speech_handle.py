@@ -158,6 +158,8 @@ class SpeechHandle:
                 if not self.audio.samples:
                     metrics.observe_first_audio(time.perf_counter() - started, "session")
                 self.audio.append(frame)
+            if stream.stats is not None:  # timings known only at the end (a clause's end)
+                self.audio.add_timings(stream.stats.timings)
         except WorkerStreamError as exc:
             if self.state in (UtteranceState.SPEAKING, UtteranceState.PAUSED):
                 events.emit(EventKind.ERROR, utterance_id=self.id, reason=str(exc))
@@ -165,6 +167,11 @@ class SpeechHandle:
             self.audio.finish()
 
     # -- barge-in -----------------------------------------------------------------------
+
+    @property
+    def heard_samples(self) -> int:
+        """Samples the listener has heard so far (0 before playout starts)."""
+        return self._playout.heard_samples if self._playout is not None else 0
 
     def pause(self) -> int:
         """Silence the utterance now and pause the worker; returns the samples heard."""
