@@ -69,11 +69,19 @@ ENGLISH_ACKNOWLEDGEMENTS: tuple[str, ...] = (
 DEFAULT_ACKNOWLEDGEMENTS: Mapping[str, Sequence[str]] = {"en": ENGLISH_ACKNOWLEDGEMENTS}
 
 _WORD = re.compile(r"[a-z0-9']+")
+# Hums come out with any number of letters ("Mmmm", "Hmmm", "Mhmm"): one spelling each.
+_HUMS = (
+    (re.compile(r"^m+$"), "mm"),
+    (re.compile(r"^h+m+$"), "hmm"),
+    (re.compile(r"^m+h+m+$"), "mhm"),
+)
 
 
 def words_of(text: str) -> list[str]:
-    """Lower-case words of a transcript: punctuation dropped, hyphenated words split."""
-    return _WORD.findall(text.lower().replace("-", " "))
+    """Lower-case words of a transcript: punctuation dropped, hyphenated words split, hums
+    spelled one way."""
+    words = _WORD.findall(text.lower().replace("-", " "))
+    return [next((spelling for hum, spelling in _HUMS if hum.match(w)), w) for w in words]
 
 
 class Verdict(enum.Enum):

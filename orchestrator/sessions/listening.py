@@ -139,6 +139,8 @@ class Listener:
             # The track ended: let the VAD finish what it was given, then its events end.
             vad_stream.end_input()
             await decisions
+            if self.transcriber is not None:  # and the last words get their transcript
+                await self.transcriber.finish()
         finally:
             await self._tasks.aclose()
             await vad_stream.aclose()

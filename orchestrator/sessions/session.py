@@ -289,13 +289,17 @@ class VoiceSession:
             self._bargein_owner = None
             self._current = None
 
+    @property
+    def track_sid(self) -> str:
+        """The agent's audio track, once published."""
+        return self._publication.sid if self._publication is not None else ""
+
     def _caption(self, handle: SpeechHandle) -> AgentCaptions:
         """The utterance's caption in the room, following its playout."""
-        track_sid = self._publication.sid if self._publication is not None else ""
         captions = AgentCaptions(
             handle.audio,
             lambda: handle.heard_samples,
-            self._transcriptions.caption(f"SG_{handle.id}", track_sid),
+            self._transcriptions.caption(f"SG_{handle.id}", self.track_sid),
         )
         self._tasks.spawn(captions.run(), "caption")
         return captions

@@ -130,6 +130,7 @@ class Transcriber:
         self._segment: _Segment | None = None
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._pending = 0  # jobs queued or running
+        self._idle = asyncio.Event()  # set whenever a job finishes
         self._tasks = TaskSet(name)
         self._worker: asyncio.Task[None] | None = None
 
@@ -202,6 +203,14 @@ class Transcriber:
             self._submit(segment, end, covers, final=True)
         self._trim(self._received - self._samples(PRE_ROLL_SECONDS))
 
+    async def finish(self) -> None:
+        """The audio ended (the track is gone): a turn still open gets its final, and every
+        final already due is recognized before this returns."""
+        if self._segment is not None:
+            self.speech_stopped(self._received / self.rate, self._received / self.rate)
+        while self._pending:
+            await self._idle.wait()
+
     async def aclose(self) -> None:
         await self._tasks.aclose()
 
@@ -232,6 +241,8 @@ class Transcriber:
                 continue
             finally:
                 self._pending -= 1
+                self._idle.set()
+                self._idle.clear()
                 job.pcm = np.zeros(0, np.int16)  # the audio is no longer needed
             self._emit(job, final=job.final, compute_seconds=job.result.compute_seconds)
 

@@ -63,8 +63,9 @@ class UtteranceAudio:
         return self._word_starts[at] if at < len(self._word_starts) else None
 
     @property
-    def word_timed(self) -> bool:
-        return bool(self._word_starts)
+    def words(self) -> list[tuple[int, int]]:
+        """Each timed word: the sample its audio starts at, the code point its text ends at."""
+        return list(zip(self._word_starts, self._word_ends, strict=True))
 
     def finish(self) -> None:
         self.complete = True
