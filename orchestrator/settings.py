@@ -109,7 +109,7 @@ class OrchestratorSettings(LogSettings):
     """"cpu", "cuda" or "auto"."""
     asr_compute_type: str = "int8"
     """CTranslate2 compute type: int8 on CPU; float16 or int8_float16 on CUDA."""
-    asr_cpu_threads: int = Field(default=2, ge=1)
+    asr_cpu_threads: int = Field(default=1, ge=1)
     """Threads one recognition uses on CPU."""
     asr_workers: int = Field(default=1, ge=1)
     """Recognitions running at once across all sessions (a bounded pool; others wait)."""
