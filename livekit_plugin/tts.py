@@ -4,17 +4,21 @@ AgentSession:
     session = AgentSession(tts=WorkerTTS("tts-piper:7001"), ...)
 
 It streams: text pushed by the LLM goes to the worker as it arrives, and the worker cuts it
-at clauses itself, so no sentence tokenizer is needed here.
+at clauses itself, so no sentence tokenizer is needed here. Its transcripts are aligned: the
+text comes out as timed pieces (a word each from Piper, a clause from engines without word
+times) on the audio's clock, so an AgentSession with `use_tts_aligned_transcript=True`
+shows captions that follow the voice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable
 
 import grpc
 from livekit.agents import APIConnectionError, APIStatusError, tts
-from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, TimedString
 
 from fleet.aio import cancel_and_wait
 from orchestrator.workers.calls import SynthesizeCall, retryable, write
@@ -26,7 +30,7 @@ class WorkerTTS(tts.TTS[None]):
 
     def __init__(self, address: str, *, voice: str = "", sample_rate: int = 48000) -> None:
         super().__init__(
-            capabilities=tts.TTSCapabilities(streaming=True),
+            capabilities=tts.TTSCapabilities(streaming=True, aligned_transcript=True),
             sample_rate=sample_rate,
             num_channels=1,
         )
@@ -108,19 +112,64 @@ class WorkerTTS(tts.TTS[None]):
             self._channel = None
 
 
+class _Transcript:
+    """The text written to one worker stream, handed out as timed pieces as the worker
+    times it. Each piece runs from the end of the previous one to the end of its timed span
+    (the spaces and punctuation before a word go with it), so the pieces add up to the
+    text."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+        self._sent = 0  # code points handed out
+
+    def timed(self, timings: Iterable[tts_pb2.TextTiming]) -> list[TimedString]:
+        pieces = []
+        for timing in timings:
+            end = timing.text_span.end
+            if end > self._sent:
+                pieces.append(
+                    TimedString(
+                        self.text[self._sent : end],
+                        start_time=timing.start_seconds,
+                        end_time=timing.end_seconds,
+                    )
+                )
+                self._sent = end
+        return pieces
+
+    def rest(self, at_seconds: float) -> list[TimedString]:
+        """What the worker never timed (text with nothing to speak), at the audio's end."""
+        tail = self.text[self._sent :]
+        self._sent = len(self.text)
+        if not tail.strip():
+            return []
+        return [TimedString(tail, start_time=at_seconds, end_time=at_seconds)]
+
+
+def _push_timed(emitter: tts.AudioEmitter, pieces: list[TimedString]) -> None:
+    if pieces:
+        emitter.push_timed_transcript(pieces)
+
+
 async def _pump_frames(
     call: SynthesizeCall,
     emitter: tts.AudioEmitter,
     request_id: str,
+    transcript: _Transcript,
 ) -> None:
-    """Worker frames into the emitter, gRPC errors into livekit-agents errors."""
+    """Worker frames into the emitter, each frame's timed text before its audio (a timing
+    rides on the frame where its audio starts); gRPC errors into livekit-agents errors."""
     try:
         while True:
             message = await call.read()
             if not isinstance(message, tts_pb2.SynthesizeResponse):
                 raise APIConnectionError("worker stream ended without stats")
             if message.HasField("stats"):
+                stats = message.stats
+                _push_timed(emitter, transcript.timed(stats.timings))
+                _push_timed(emitter, transcript.rest(stats.audio_seconds))
                 return
+            _push_timed(emitter, transcript.timed(message.frame.timings))
             emitter.push(message.frame.audio)
     except grpc.aio.AioRpcError as exc:
         if retryable(exc.code(), exc.details() or ""):
@@ -143,7 +192,7 @@ class _ChunkedStream(tts.ChunkedStream):
                 call, tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=self.input_text))
             )
             await write(call, tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
-            await _pump_frames(call, output_emitter, request_id)
+            await _pump_frames(call, output_emitter, request_id, _Transcript(self.input_text))
             output_emitter.flush()
         finally:
             call.cancel()
@@ -155,17 +204,19 @@ class _SynthesizeStream(tts.SynthesizeStream):
         assert isinstance(owner, WorkerTTS)
         request_id, call = await owner.open_call(output_emitter, stream=True)
         output_emitter.start_segment(segment_id=request_id)
+        transcript = _Transcript()
 
         async def send_text() -> None:
             async for data in self._input_ch:
                 # Flush marks are not needed: the worker cuts clauses and sentences itself.
                 if isinstance(data, str) and data:
+                    transcript.text += data  # before the worker can time it
                     await write(call, tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=data)))
             await write(call, tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
 
         sender = asyncio.create_task(send_text(), name="worker-tts-send")
         try:
-            await _pump_frames(call, output_emitter, request_id)
+            await _pump_frames(call, output_emitter, request_id, transcript)
             output_emitter.end_segment()
         finally:
             await cancel_and_wait(sender)

@@ -5,7 +5,6 @@ from anywhere)."""
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import wave
 from dataclasses import dataclass
@@ -57,10 +56,6 @@ class Clip:
         """Seconds from the clip's start to its first and last audible sample."""
         loud = np.flatnonzero(np.abs(self.pcm.astype(np.int32)) > level)
         return float(loud[0]) / self.rate, float(loud[-1] + 1) / self.rate
-
-
-def espeak_available() -> bool:
-    return shutil.which("espeak-ng") is not None
 
 
 @cache
