@@ -15,6 +15,9 @@ sample leaving its microphone source):
 And on the orchestrator: `onset_to_stop_seconds` of `interrupted` events (arrival of the
 first voiced sample -> the agent's source cleared), `pause_seconds` of decisions, and the
 process's CPU while one session listens: idle (a silent listener) and over the corpus.
+
+The baseline, in the same run: the same corpus with speech recognition off
+(`ORCH_ASR_ENABLED=false`), where barge-in goes by duration alone, as before transcripts.
 """
 
 from __future__ import annotations
@@ -75,8 +78,16 @@ def _quiet_after(listener: Listener, onset: float) -> tuple[float, float | None]
 class Corpus:
     """One session's run through the corpus, clip by clip."""
 
-    def __init__(self, api: httpx.AsyncClient, listener: Listener, events: EventLog, sid: str):
+    def __init__(
+        self,
+        api: httpx.AsyncClient,
+        listener: Listener,
+        events: EventLog,
+        sid: str,
+        transcribed: bool,
+    ):
         self.api, self.listener, self.events, self.sid = api, listener, events, sid
+        self.transcribed = transcribed  # the session recognizes speech (not the baseline)
         self.rows: list[dict[str, Any]] = []
         self.utterance: str | None = None
 
@@ -96,20 +107,24 @@ class Corpus:
         onset, speech_end = start + first, start + last
         interrupted = await self.events.wait("interrupted", within=15, after=mark)
         decision = await self._decision(mark)
-        final = await self.events.wait("user_transcript", within=20, after=mark, final=True)
+        final = (
+            await self.events.wait("user_transcript", within=20, after=mark, final=True)
+            if self.transcribed
+            else None
+        )
         await self.events.wait("user_speech_stopped", within=15, after=mark)
         quiet, back = _quiet_after(self.listener, onset)
         row: dict[str, Any] = {
             "kind": kind,
             "voice": clip.voice,
             "text": clip.text,
-            "heard_as": final["text"],
+            "heard_as": final["text"] if final else None,
             "decision": decision["type"],
             "reason": decision["reason"],
             "server_onset_to_stop_seconds": interrupted.get("onset_to_stop_seconds"),
             "onset_to_silence_seconds": quiet - onset,
             "pause_seconds": decision.get("pause_seconds"),
-            "transcript_latency_seconds": final["received"] - speech_end,
+            "transcript_latency_seconds": final["received"] - speech_end if final else None,
         }
         if decision["type"] == "cancelled":
             row["onset_to_decision_seconds"] = decision["received"] - onset
@@ -147,7 +162,9 @@ def _cpu_seconds(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-async def _measure(api_url: str, process: psutil.Process, per_voice: int) -> dict[str, Any]:
+async def _measure(
+    api_url: str, process: psutil.Process, per_voice: int, transcribed: bool
+) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=api_url, timeout=60) as api:
         created = (await api.post("/sessions", json={})).json()
         sid = created["session_id"]
@@ -155,7 +172,7 @@ async def _measure(api_url: str, process: psutil.Process, per_voice: int) -> dic
         events = EventLog(api, sid)
         await listener.join(created["url"], created["token"])
         await listener.subscribed.wait()
-        corpus = Corpus(api, listener, events, sid)
+        corpus = Corpus(api, listener, events, sid, transcribed)
         try:
             cpu, wall = _cpu_seconds(process), time.perf_counter()
             await asyncio.sleep(IDLE_SECONDS)  # a session whose listener is silent
@@ -226,9 +243,10 @@ def _report(
     }
 
 
-def run(per_voice: int = 5, **orch_env: str) -> dict[str, Any]:
-    """The corpus, `per_voice` acknowledgements and interruptions in each voice. orch_env
-    adds ORCH_* settings of the orchestrator process."""
+def run(per_voice: int = 5, baseline: bool = True, **orch_env: str) -> dict[str, Any]:
+    """The corpus, `per_voice` acknowledgements and interruptions in each voice; with
+    `baseline`, then again with speech recognition off (result["baseline"]). orch_env adds
+    ORCH_* settings of the orchestrator process."""
     binary = ensure_livekit_server_binary()
     with LiveKitServer(binary) as lk:
         env = {
@@ -239,13 +257,28 @@ def run(per_voice: int = 5, **orch_env: str) -> dict[str, Any]:
         }
         with running_stack(env) as stack:
             process = psutil.Process(stack.orchestrator.pid)
-            result = asyncio.run(_measure(stack.api_url, process, per_voice))
+            result = asyncio.run(_measure(stack.api_url, process, per_voice, transcribed=True))
+        if baseline:
+            with running_stack({**env, "ORCH_ASR_ENABLED": "false"}) as stack:
+                process = psutil.Process(stack.orchestrator.pid)
+                result["baseline"] = asyncio.run(
+                    _measure(stack.api_url, process, per_voice, transcribed=False)
+                )
+                result["baseline"]["settings"] = {"ORCH_ASR_ENABLED": "false"}
     result["settings"] = {"per_voice": per_voice, **orch_env}
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return result
 
 
 def table(result: dict[str, Any]) -> str:
+    text = _table(result)
+    if "baseline" in result:
+        text += "\nBaseline, same corpus, speech recognition off (duration rule):\n"
+        text += _table(result["baseline"])
+    return text
+
+
+def _table(result: dict[str, Any]) -> str:
     acks, cuts = result["acknowledgements"], result["interruptions"]
     lines = [
         f"acknowledgements resumed: {acks['resumed']}/{acks['spoken']} {acks['decisions']}",
@@ -277,10 +310,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--per-voice", type=int, default=5, help="clips of each kind per voice")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the corpus without recognition"
+    )
     args = parser.parse_args()
     from bench.run import environment  # bench.run imports this module: import it late
 
-    result = run(args.per_voice)
+    result = run(args.per_voice, baseline=not args.no_baseline)
     print(table(result))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-bargein.json"

