@@ -33,7 +33,7 @@ import httpx
 import numpy as np
 import psutil
 
-from bench.stack import running_stack
+from bench.stack import livekit_env, running_stack
 from bench.stats import summary
 from tests.livekit_server import LiveKitServer, ensure_livekit_server_binary
 from tests.sessions.events import EventLog
@@ -249,12 +249,7 @@ def run(per_voice: int = 5, baseline: bool = True, **orch_env: str) -> dict[str,
     ORCH_* settings of the orchestrator process."""
     binary = ensure_livekit_server_binary()
     with LiveKitServer(binary) as lk:
-        env = {
-            "ORCH_LIVEKIT_URL": lk.url,
-            "ORCH_LIVEKIT_API_KEY": lk.api_key,
-            "ORCH_LIVEKIT_API_SECRET": lk.api_secret,
-            **orch_env,
-        }
+        env = {**livekit_env(lk), **orch_env}
         with running_stack(env) as stack:
             process = psutil.Process(stack.orchestrator.pid)
             result = asyncio.run(_measure(stack.api_url, process, per_voice, transcribed=True))
