@@ -168,10 +168,12 @@ class Transcriber:
         if segment is None:
             return
         now = self._received
-        if now - segment.audio_from >= self._samples(self.options.max_segment_seconds):
-            self._submit(segment, now, now, final=True)
-            self._trim(now)
-            self._segment = self._new_segment(segment.turn, now, now)
+        cut = segment.audio_from + self._samples(self.options.max_segment_seconds)
+        if now >= cut:
+            # Cut at the segment's length, not here: audio may have run ahead of the VAD.
+            self._submit(segment, cut, cut, final=True)
+            self._trim(cut)
+            self._segment = self._new_segment(segment.turn, cut, cut)
             return
         if reading.silence_seconds < self.options.pause_seconds:
             if now >= segment.next_partial:

@@ -172,12 +172,12 @@ async def test_a_long_turn_is_cut_into_segments_with_a_final_each() -> None:
     transcriber.speech_stopped(at=t(200), speech_end=t(200))
     await settle()
     finals = [t for t in sink.transcripts if t.final]
-    # A segment is cut at the first reading with 2.0 s of its audio (window 63 = 2.016 s).
+    # A segment is cut at exactly 2.0 s of its audio, at the first reading past it.
     assert [(t.start, t.end) for t in finals] == [
-        (0.0, t(63)),
-        (t(63), t(126)),
-        (t(126), t(189)),
-        (t(189), t(200)),
+        (0.0, 2.0),
+        (2.0, 4.0),
+        (4.0, 6.0),
+        (6.0, t(200)),
     ]
     assert len({t.segment_id for t in finals}) == 4
     assert peak <= t(63)
