@@ -23,7 +23,7 @@ $(CURDIR)/.tools/bin/uv:
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --extra piper --extra dev
+	$(UV) sync --frozen --extra piper --extra listening --extra dev
 	@touch $@
 
 setup: $(STAMP)

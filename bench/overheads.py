@@ -28,7 +28,7 @@ import grpc
 import httpx
 import psutil
 
-from bench.stack import running_stack
+from bench.stack import livekit_env, running_stack
 from bench.stats import summary
 
 AGENT_TEXT = (
@@ -153,14 +153,8 @@ def orchestrator_per_session(n: int, window: float) -> dict[str, Any]:
     from tests.livekit_server import LiveKitServer, ensure_livekit_server_binary
 
     binary = ensure_livekit_server_binary()
-    with LiveKitServer(binary) as lk:
-        env = {
-            "ORCH_LIVEKIT_URL": lk.url,
-            "ORCH_LIVEKIT_API_KEY": lk.api_key,
-            "ORCH_LIVEKIT_API_SECRET": lk.api_secret,
-        }
-        with running_stack(orch_env=env) as stack:
-            return asyncio.run(_sessions(stack.api_url, stack.orchestrator.pid, n, window))
+    with LiveKitServer(binary) as lk, running_stack(orch_env=livekit_env(lk)) as stack:
+        return asyncio.run(_sessions(stack.api_url, stack.orchestrator.pid, n, window))
 
 
 def run(quick: bool = False, first_startup: tuple[float, float] | None = None) -> dict[str, Any]:

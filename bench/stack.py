@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.livekit_server import LiveKitServer
 from tests.processes import WorkerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,3 +81,12 @@ def wait_ready(url: str, timeout: float = 60.0) -> float:
             pass
         time.sleep(0.02)
     raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+def livekit_env(lk: LiveKitServer) -> dict[str, str]:
+    """The orchestrator settings that point it at a running livekit-server."""
+    return {
+        "ORCH_LIVEKIT_URL": lk.url,
+        "ORCH_LIVEKIT_API_KEY": lk.api_key,
+        "ORCH_LIVEKIT_API_SECRET": lk.api_secret,
+    }

@@ -17,11 +17,14 @@ from orchestrator.http.rate_limit import RateLimiter, RateLimitOptions
 from orchestrator.http.request_metrics import RequestMetricsMiddleware
 from orchestrator.metrics.recorder import FleetMetrics
 from orchestrator.sessions.api_router import router as sessions_router
+from orchestrator.sessions.backchannel import DEFAULT_ACKNOWLEDGEMENTS, acknowledgements_for
 from orchestrator.sessions.bargein import BargeInSettings
 from orchestrator.sessions.event_history import EventHistoryOptions
 from orchestrator.sessions.listening import VadOptions
 from orchestrator.sessions.manager import ManagerOptions, SessionManager
+from orchestrator.sessions.recognizer import RecognizerOptions
 from orchestrator.sessions.session import LiveKitOptions, SessionOptions
+from orchestrator.sessions.transcriber import TranscriberOptions
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.synthesis.api_router import router as synthesis_router
 from orchestrator.synthesis.serving import SynthesisOptions, SynthesisService
@@ -65,16 +68,26 @@ def manager_options(settings: OrchestratorSettings) -> ManagerOptions:
         connect_timeout_seconds=settings.livekit_connect_timeout_seconds,
         reconnect_grace_seconds=settings.livekit_reconnect_grace_seconds,
     )
+    lists = {**DEFAULT_ACKNOWLEDGEMENTS, **settings.bargein_acknowledgements}
+    # Fails at start-up (KeyError) when the listeners' language has no list.
+    acknowledgements = tuple(acknowledgements_for(settings.asr_language, lists))
     session = SessionOptions(
         livekit=livekit,
         bargein=BargeInSettings(
             settings.bargein_min_interruption_seconds,
             settings.bargein_false_interruption_silence_seconds,
+            settings.bargein_min_interruption_words,
+            settings.bargein_words_timeout_seconds,
         ),
         stream=stream_options(settings),
         listener_wait_seconds=settings.listener_wait_seconds,
         playout_queue_ms=settings.playout_queue_ms,
         synthesis_lead_seconds=settings.synthesis_lead_seconds,
+        transcription=TranscriberOptions(
+            partial_interval_seconds=settings.asr_partial_interval_seconds,
+            max_segment_seconds=settings.asr_max_segment_seconds,
+        ),
+        acknowledgements=acknowledgements,
     )
     return ManagerOptions(
         instance_id=settings.resolved_instance_id(),
@@ -88,6 +101,16 @@ def manager_options(settings: OrchestratorSettings) -> ManagerOptions:
             history=settings.events_history,
             ttl_seconds=settings.events_ttl_seconds,
             keepalive_seconds=settings.events_keepalive_seconds,
+        ),
+        recognizer=RecognizerOptions(
+            enabled=settings.asr_enabled,
+            model_path=settings.asr_model_path,
+            device=settings.asr_device,
+            compute_type=settings.asr_compute_type,
+            cpu_threads=settings.asr_cpu_threads,
+            workers=settings.asr_workers,
+            language=settings.asr_language,
+            no_speech_threshold=settings.asr_no_speech_threshold,
         ),
         **settings.model_dump(include=_MANAGER_LIMITS),
     )

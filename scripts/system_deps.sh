@@ -17,6 +17,8 @@ command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v caddy >/dev/null 2>&1 || need+=(caddy)
 # Encoder tests: FAAD2 decodes our ADTS AAC independently of the FFmpeg that wrote it.
 command -v faad >/dev/null 2>&1 || need+=(faad)
+# Listening tests and the barge-in benchmark: the listener speaks in espeak-ng's voices.
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -61,7 +61,15 @@ def transcribe(pcm: Pcm) -> str:
     return " ".join(s.text for s in segments).strip()
 
 
-_NUMBERS = {"1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "10": "ten"}
+_NUMBERS = {
+    **{
+        str(n): w
+        for n, w in enumerate(
+            ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+        )
+    },
+    "harbor": "harbour",  # Whisper spells the American way
+}
 
 
 def normalize(text: str) -> list[str]:

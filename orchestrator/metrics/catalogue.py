@@ -85,6 +85,15 @@ BARGEIN_BUCKETS = (
 """Barge-in latencies, from a few ms (a pause) to the decision window (a second or so)."""
 BARGEIN_DECISIONS: tuple[str, ...] = ("resume", "cancel")
 """How a paused utterance ends: resumed (a false interruption) or cancelled."""
+BARGEIN_REASONS: tuple[tuple[str, str], ...] = (
+    ("resume", "backchannel"),
+    ("resume", "noise"),
+    ("resume", "silence"),
+    ("cancel", "words"),
+    ("cancel", "duration"),
+)
+"""Each decision with the rule that made it (sessions/bargein.py, `Reason`)."""
+TRANSCRIPT_KINDS: tuple[str, ...] = ("partial", "final")
 RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
 SESSION_SECONDS_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 UTTERANCE_COUNT_BUCKETS = (0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
@@ -172,6 +181,39 @@ SPECS: tuple[Spec, ...] = (
         ("decision",),
         tuple((d,) for d in BARGEIN_DECISIONS),
         BARGEIN_BUCKETS,
+    ),
+    Spec(
+        "bargein_decisions",
+        "Barge-in decisions by the rule that made them: resume (backchannel, noise, silence) "
+        "or cancel (words, duration).",
+        "counter",
+        ("decision", "reason"),
+        BARGEIN_REASONS,
+    ),
+    Spec(
+        "user_transcripts",
+        "Transcripts of listeners' speech published, partial or final.",
+        "counter",
+        ("kind",),
+        tuple((k,) for k in TRANSCRIPT_KINDS),
+    ),
+    Spec(
+        "user_transcript_partials_dropped",
+        "Partial transcripts skipped because the listener's previous recognition was still "
+        "running (recognition not keeping up); finals are never skipped.",
+        "counter",
+    ),
+    Spec(
+        "user_transcript_latency_seconds",
+        "Arrival of the last voiced sample of a listener's turn to its final transcript.",
+        "histogram",
+        buckets=LATENCY_BUCKETS,
+    ),
+    Spec(
+        "recognition_seconds",
+        "Time one speech recognition took in the recognizer's pool (not its wait there).",
+        "histogram",
+        buckets=LATENCY_BUCKETS,
     ),
     Spec("sessions_started", "LiveKit sessions started.", "counter"),
     Spec("sessions_ended", "LiveKit sessions ended.", "counter"),

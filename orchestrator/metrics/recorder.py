@@ -139,6 +139,11 @@ class FleetMetrics:
         self._false = self._series["false_interruptions"][()]
         self._onset_to_stop = self._series["bargein_onset_to_stop_seconds"][()]
         self._pause_to_decision = self._series["bargein_pause_to_decision_seconds"]
+        self._decisions = self._series["bargein_decisions"]
+        self._transcripts = self._series["user_transcripts"]
+        self._dropped = self._series["user_transcript_partials_dropped"][()]
+        self._transcript_latency = self._series["user_transcript_latency_seconds"][()]
+        self._recognition = self._series["recognition_seconds"][()]
         self._started = self._series["sessions_started"][()]
         self._ended = self._series["sessions_ended"][()]
         self._takeovers = self._series["session_takeovers"][()]
@@ -197,9 +202,11 @@ class FleetMetrics:
         if onset_to_stop_seconds is not None:
             self._observe(self._onset_to_stop, onset_to_stop_seconds)
 
-    def observe_bargein_decision(self, decision: str, pause_to_decision_seconds: float) -> None:
+    def observe_bargein_decision(
+        self, decision: str, pause_to_decision_seconds: float, reason: str | None = None
+    ) -> None:
         """How a paused utterance ended: "resume" (a false interruption, also counted as such)
-        or "cancel", and how long after the pause that was decided."""
+        or "cancel", by which rule (`reason`), and how long after the pause that was decided."""
         series = self._pause_to_decision.get((decision,))
         if series is None:
             log.warning("barge-in decision of an unknown kind dropped", extra={"kind": decision})
@@ -207,6 +214,25 @@ class FleetMetrics:
         self._observe(series, pause_to_decision_seconds)
         if decision == "resume":
             self._false.values[0] += 1.0
+        by_reason = self._decisions.get((decision, str(reason)))
+        if by_reason is not None:
+            by_reason.values[0] += 1.0
+
+    def observe_transcript(
+        self, final: bool, compute_seconds: float, latency_seconds: float | None
+    ) -> None:
+        """A listener's transcript was published. compute_seconds: its recognition (0 for a
+        final that reuses the last partial's); latency_seconds (finals): from the arrival
+        of the turn's last voiced sample, None when no longer known."""
+        self._transcripts[("final" if final else "partial",)].values[0] += 1.0
+        if compute_seconds > 0:
+            self._observe(self._recognition, compute_seconds)
+        if latency_seconds is not None:
+            self._observe(self._transcript_latency, latency_seconds)
+
+    def count_partial_dropped(self) -> None:
+        """A partial transcript was skipped: the previous recognition was still running."""
+        self._dropped.values[0] += 1.0
 
     def session_started(self) -> None:
         """A LiveKit session started on this replica (raises the active-sessions gauge)."""

@@ -37,6 +37,7 @@ class EventKind(enum.StrEnum):
     FINISHED = "finished"
     USER_SPEECH_STARTED = "user_speech_started"
     USER_SPEECH_STOPPED = "user_speech_stopped"
+    USER_TRANSCRIPT = "user_transcript"
     LIVEKIT_RECONNECTING = "livekit_reconnecting"
     LIVEKIT_RECONNECTED = "livekit_reconnected"
     AGENT_RECONNECTED = "agent_reconnected"

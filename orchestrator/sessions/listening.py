@@ -1,5 +1,6 @@
 """Listening to one participant: their audio through Silero VAD, turned into barge-in
-inputs for the session, with each onset placed in the audio the agent actually received.
+inputs for the session, with each onset placed in the audio the agent actually received,
+and, when the session recognizes speech, through a `Transcriber` into transcripts.
 
 The VAD's clock is the audio itself (seconds of the participant's audio processed). To say
 when an onset *happened* on the server, `ReceivedAudio` remembers when each stretch of that
@@ -9,24 +10,35 @@ the barge-in latency starts.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from livekit import rtc
 from livekit.agents import vad as agents_vad
 
+# Silero must be imported on the main thread (it registers a plugin): keep it at the top.
+from livekit.plugins import silero
+
 from fleet.aio import TaskSet
 from orchestrator.sessions.bargein import TurnSpeech, VadUpdate
 from orchestrator.sessions.onset import speech_onset
+from orchestrator.sessions.transcriber import (
+    Recognize,
+    Transcriber,
+    TranscriberOptions,
+    Transcript,
+)
 
 VAD_RATE = 16000
-ARRIVALS_KEPT = 2000
-"""Received frames whose arrival time is remembered (20 s of 10 ms frames): an onset is
-reported within a few windows of its audio, so this bounds memory and never runs short."""
+ARRIVALS_KEPT = 4000
+"""Received frames whose arrival time is remembered (40 s of 10 ms frames): an onset is
+reported within a few windows of its audio, and a transcript's start at most a segment
+(under 30 s) before it is ready, so this bounds memory and never runs short."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,14 @@ class VadOptions:
 
     activation_threshold: float = 0.5
     min_speech_seconds: float = 0.032
+
+
+def load_vad(options: VadOptions) -> Any:
+    """Silero's model, shared by every listener (loading it blocks for ~50 ms)."""
+    return silero.VAD.load(
+        min_speech_duration=options.min_speech_seconds,
+        activation_threshold=options.activation_threshold,
+    )
 
 
 class ReceivedAudio:
@@ -62,10 +82,8 @@ class ReceivedAudio:
         sample = int(audio_seconds * self.sample_rate)
         if sample < self._forgotten:
             return None
-        for end, arrived in self._arrivals:
-            if sample < end:
-                return arrived
-        return None
+        at = bisect.bisect_right(self._arrivals, sample, key=lambda arrival: arrival[0])
+        return self._arrivals[at][1] if at < len(self._arrivals) else None
 
 
 class ListenerSink(Protocol):
@@ -81,9 +99,16 @@ class ListenerSink(Protocol):
     def user_speech_stopped(self, identity: str, at: float, speech_seconds: float) -> None:
         """The VAD's end of speech (after its own silence window)."""
 
+    def user_transcript(self, listener: Listener, transcript: Transcript) -> None:
+        """A transcript of the listener's speech (only when the session recognizes it)."""
+
+    def user_transcript_dropped(self, listener: Listener) -> None:
+        """A partial transcript was dropped: recognition is not keeping up."""
+
 
 class Listener:
-    """Runs the VAD over one participant's audio and reports to the sink."""
+    """Runs the VAD over one participant's audio and reports to the sink; with a recognizer,
+    transcribes it too."""
 
     def __init__(
         self,
@@ -91,12 +116,35 @@ class Listener:
         identity: str,
         sink: ListenerSink,
         clock: Callable[[], float] = time.perf_counter,
+        *,
+        track_sid: str = "",
+        recognize: Recognize | None = None,
+        transcription: TranscriberOptions | None = None,
     ) -> None:
         self.identity = identity
+        self.track_sid = track_sid
         self._vad = vad
         self._sink = sink
         self.received = ReceivedAudio(VAD_RATE, clock)
         self._tasks = TaskSet(f"listener-{identity}")
+        self.transcriber = (
+            None
+            if recognize is None
+            else Transcriber(
+                recognize,
+                self,
+                transcription or TranscriberOptions(),
+                sample_rate=VAD_RATE,
+                name=f"transcriber-{identity}",
+            )
+        )
+
+    # TranscriptSink: the transcriber reports here, the listener tells the session who spoke.
+    def transcript(self, transcript: Transcript) -> None:
+        self._sink.user_transcript(self, transcript)
+
+    def partial_dropped(self) -> None:
+        self._sink.user_transcript_dropped(self)
 
     async def run(self, frames: AsyncIterator[rtc.AudioFrame]) -> None:
         """Consume 16 kHz mono frames until they end (or the task is cancelled)."""
@@ -105,13 +153,19 @@ class Listener:
         try:
             async for frame in frames:
                 self.received.received(frame.samples_per_channel)
+                if self.transcriber is not None:
+                    self.transcriber.received(frame.data.cast("B"))
                 vad_stream.push_frame(frame)
             # The track ended: let the VAD finish what it was given, then its events end.
             vad_stream.end_input()
             await decisions
+            if self.transcriber is not None:  # and the last words get their transcript
+                await self.transcriber.finish()
         finally:
             await self._tasks.aclose()
             await vad_stream.aclose()
+            if self.transcriber is not None:
+                await self.transcriber.aclose()
 
     async def _decide(self, vad_stream: agents_vad.VADStream) -> None:
         turn = TurnSpeech()
@@ -129,17 +183,23 @@ class Listener:
                 )
                 arrival = self.received.arrival_of(max(0.0, onset))
                 self._sink.user_speech_started(self.identity, event.timestamp, arrival)
+                if self.transcriber is not None:
+                    self.transcriber.speech_started(event.timestamp, onset)
             elif event.type == agents_vad.VADEventType.INFERENCE_DONE:
                 silence = event.raw_accumulated_silence
                 voiced = turn.update(event.raw_accumulated_speech)
                 speech = voiced if event.speaking else 0.0
-                self._sink.user_speech_update(
-                    self.identity, VadUpdate(event.timestamp, speech, silence)
-                )
+                reading = VadUpdate(event.timestamp, speech, silence)
+                self._sink.user_speech_update(self.identity, reading)
+                if self.transcriber is not None:
+                    self.transcriber.reading(reading)
             elif event.type == agents_vad.VADEventType.END_OF_SPEECH:
                 self._sink.user_speech_stopped(
                     self.identity, event.timestamp, event.speech_duration
                 )
+                if self.transcriber is not None:
+                    speech_end = event.timestamp - event.silence_duration
+                    self.transcriber.speech_stopped(event.timestamp, speech_end)
 
 
 async def track_frames(track: rtc.Track) -> AsyncIterator[rtc.AudioFrame]:

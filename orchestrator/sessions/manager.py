@@ -20,9 +20,6 @@ from typing import Any
 import httpx
 from livekit import rtc
 
-# Silero must be imported on the main thread (it registers a plugin): keep it at the top.
-from livekit.plugins import silero
-
 from fleet import aio
 from fleet.aio import TaskSet
 from fleet.store import Store, StoreUnavailable
@@ -31,7 +28,8 @@ from orchestrator.metrics.recorder import FleetMetrics
 from orchestrator.sessions import takeover
 from orchestrator.sessions.event_history import EventHistory, EventHistoryOptions
 from orchestrator.sessions.events import EventKind, EventLog, SessionEvent
-from orchestrator.sessions.listening import VadOptions
+from orchestrator.sessions.listening import VadOptions, load_vad
+from orchestrator.sessions.recognizer import Recognizer, RecognizerOptions, load_recognizer
 from orchestrator.sessions.records import (
     REPLICA_KIND,
     SESSION_KIND,
@@ -65,6 +63,7 @@ class ManagerOptions:
     session: SessionOptions = field(default_factory=SessionOptions)
     vad: VadOptions = field(default_factory=VadOptions)
     events: EventHistoryOptions = field(default_factory=EventHistoryOptions)
+    recognizer: RecognizerOptions = field(default_factory=RecognizerOptions)
     max_sessions: int = 100
     max_text_chars: int = 5000
     replica_ttl_seconds: float = 5.0
@@ -100,14 +99,17 @@ class SessionManager:
         self._orphans = takeover.Orphans(options.instance_id, self._adopt, self._give_up_on)
         self._joining: set[str] = set()
         self._vad: Any = None
+        self.recognizer: Recognizer | None = None
+        self.recognizer_error: str | None = None  # why it failed to load (sessions say so)
         self._tasks = TaskSet("session-manager")
         self._http: httpx.AsyncClient | None = None
         self.draining = False
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        # Loading the ONNX model blocks for ~50 ms: once per process, off the loop.
-        self._vad = await loop.run_in_executor(None, self._load_vad)
+        # Models load once per process, off the loop.
+        self._vad = await loop.run_in_executor(None, load_vad, self.options.vad)
+        self.recognizer, self.recognizer_error = await load_recognizer(self.options.recognizer)
         self._http = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_SECONDS)
         self.history.start()
         await self._heartbeat()
@@ -115,12 +117,6 @@ class SessionManager:
         # Apart: rejoining rooms must never delay the heartbeat that keeps ours ours.
         self._tasks.spawn(aio.every(interval, self._heartbeat, what="replica heartbeat"), "beat")
         self._tasks.spawn(aio.every(interval, self.maintain, what="session maintenance"), "maint")
-
-    def _load_vad(self) -> Any:
-        return silero.VAD.load(
-            min_speech_duration=self.options.vad.min_speech_seconds,
-            activation_threshold=self.options.vad.activation_threshold,
-        )
 
     async def aclose(self) -> None:
         await self._tasks.aclose()
@@ -131,6 +127,8 @@ class SessionManager:
         await self.history.aclose()
         if self._http is not None:
             await self._http.aclose()
+        if self.recognizer is not None:
+            self.recognizer.close()
 
     # -- create / read / end ------------------------------------------------------------
 
@@ -147,6 +145,8 @@ class SessionManager:
             voice=voice,
             session_id=session_id,
             events=events,
+            recognizer=self.recognizer,
+            recognizer_error=self.recognizer_error,
         )
 
     async def create(self, room: str | None, voice: str | None) -> CreatedSession:

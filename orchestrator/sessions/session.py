@@ -1,9 +1,14 @@
 """One LiveKit session: the agent in a room, speaking utterances and handling barge-in.
 
 The agent publishes one 48 kHz track and listens to every other participant. Utterances
-are `SpeechHandle`s, spoken one at a time. On a listener's speech onset the current handle
-is paused at once; the BargeInController then turns the pause into a resume (a short sound,
-then silence) or a cancel (real speech). Every step is an event (`events.EventLog`).
+are `SpeechHandle`s, spoken one at a time, each captioned in the room as it plays. On a
+listener's speech onset the current handle is paused at once; the BargeInController then
+turns the pause into a resume (acknowledgements, or a short sound then silence) or a cancel
+(other words, or long speech). With a recognizer, each listener's speech is transcribed
+(events and room transcriptions). Every step is an event (`events.EventLog`).
+
+Times of user transcripts are on the session's clock: seconds since the session started,
+at which the listener's audio arrived here.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import enum
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,18 +28,25 @@ from livekit.agents import vad as agents_vad
 
 from fleet.aio import TaskSet
 from orchestrator.metrics.recorder import FleetMetrics
+from orchestrator.sessions.backchannel import ENGLISH_ACKNOWLEDGEMENTS, AcknowledgementRules
 from orchestrator.sessions.bargein import (
     Action,
+    AgentState,
     BargeInController,
     BargeInMeter,
     BargeInSettings,
+    TurnWords,
     VadUpdate,
 )
+from orchestrator.sessions.captions import AgentCaptions
 from orchestrator.sessions.events import EventKind, EventLog
 from orchestrator.sessions.listening import Listener, track_frames
 from orchestrator.sessions.playout import AgentSource
-from orchestrator.sessions.speech_handle import OVER, SpeechHandle
+from orchestrator.sessions.recognizer import Recognizer
+from orchestrator.sessions.speech_handle import OVER, SpeechHandle, UtteranceState
 from orchestrator.sessions.tokens import agent_token
+from orchestrator.sessions.transcriber import TranscriberOptions, Transcript
+from orchestrator.sessions.transcriptions import RoomTranscriptions, UserSegment
 from orchestrator.workers.channels import WorkerChannels
 from orchestrator.workers.registry import WorkerRegistry
 from orchestrator.workers.stream import StreamOptions, WorkerStream
@@ -77,6 +90,9 @@ class SessionOptions:
     """Audio buffered inside LiveKit's source; the most that can play after a pause."""
     synthesis_lead_seconds: float = 3.0
     """The worker synthesizes at most this far ahead of the playout position; 0: no bound."""
+    transcription: TranscriberOptions = field(default_factory=TranscriberOptions)
+    acknowledgements: Sequence[str] = ENGLISH_ACKNOWLEDGEMENTS
+    """Words and phrases that let a paused utterance resume (the recognizer's language)."""
 
     def __post_init__(self) -> None:
         if self.listener_wait_seconds <= 0:
@@ -102,6 +118,8 @@ class VoiceSession:
         voice: str,
         session_id: str | None = None,
         events: EventLog | None = None,
+        recognizer: Recognizer | None = None,
+        recognizer_error: str | None = None,
     ) -> None:
         self.options = options
         self.id = session_id or uuid.uuid4().hex
@@ -114,7 +132,9 @@ class VoiceSession:
         self.error: str | None = None
         self.events = events or EventLog(self.id)
         self.utterances: dict[str, SpeechHandle] = {}
-        self.controller = BargeInController(options.bargein)
+        self.controller = BargeInController(options.bargein, words=recognizer is not None)
+        self.clock_origin = time.perf_counter()
+        """perf_counter() at the session's second 0 (user transcript times count from it)."""
         self._registry = registry
         self._channels = channels
         self._vad = vad
@@ -127,6 +147,12 @@ class VoiceSession:
         self._current: SpeechHandle | None = None
         self._tasks = TaskSet(f"session-{self.id[:8]}")
         self._reconnect_deadline: asyncio.Task[None] | None = None
+        self._recognizer = recognizer
+        self._recognizer_error = recognizer_error
+        self._rules = AcknowledgementRules(options.acknowledgements)
+        self._transcriptions = RoomTranscriptions(self._room)
+        self._bargein_owner: str | None = None  # whose speech paused the agent
+        self._captions: AgentCaptions | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -162,11 +188,18 @@ class VoiceSession:
             raise
         self.state = SessionState.ACTIVE
         self._tasks.spawn(self._speak_forever(), "speaker")
+        self._tasks.spawn(self._transcriptions.run(), "transcriptions")
         if takeover:
             self._metrics.session_taken_over()
         else:
             self._metrics.session_started()
             self.events.emit(EventKind.SESSION_STARTED, room=self.room_name)
+        if self._recognizer_error is not None:
+            self.events.emit(
+                EventKind.ERROR,
+                reason=f"speech recognition unavailable: {self._recognizer_error}; "
+                "no transcripts, and barge-in decides by duration alone",
+            )
 
     async def aclose(self, reason: str = "deleted") -> None:
         await self._end(SessionState.ENDED, EventKind.SESSION_ENDED, reason=reason)
@@ -264,6 +297,7 @@ class VoiceSession:
             max_lead_seconds=self.options.synthesis_lead_seconds,
         )
         self._current = handle
+        self._captions = self._caption(handle)
         try:
             await handle.play(
                 stream,
@@ -273,17 +307,43 @@ class VoiceSession:
                 on_speaking=lambda: self.controller.agent_started(handle.interruptible),
             )
         finally:
+            if handle.state is UtteranceState.FINISHED:
+                self._captions.finish()
+            else:  # a cancel already ended it at the heard position; a failure ends it here
+                self._captions.stop_at(handle.heard_samples)
+            self._captions = None
             self.controller.agent_finished()
+            self._bargein_owner = None
             self._current = None
+
+    @property
+    def track_sid(self) -> str:
+        """The agent's audio track, once published."""
+        return self._publication.sid if self._publication is not None else ""
+
+    def _caption(self, handle: SpeechHandle) -> AgentCaptions:
+        """The utterance's caption in the room, following its playout."""
+        captions = AgentCaptions(
+            handle.audio,
+            lambda: handle.heard_samples,
+            self._transcriptions.caption(f"SG_{handle.id}", self.track_sid),
+        )
+        self._tasks.spawn(captions.run(), "caption")
+        return captions
 
     # -- barge-in (ListenerSink) -----------------------------------------------------------
 
     def user_speech_started(self, identity: str, at: float, onset_arrival: float | None) -> None:
-        self._apply(self.controller.user_speech_started(at), onset_arrival)
+        action = self.controller.user_speech_started(at)
+        if action is Action.PAUSE:
+            self._bargein_owner = identity
+        self._apply(action, onset_arrival)
         self.events.emit(EventKind.USER_SPEECH_STARTED, participant=identity)
 
     def user_speech_update(self, identity: str, reading: VadUpdate) -> None:
-        self._apply(self.controller.update(reading))
+        # The pause is decided by the speech of whoever caused it, on their audio's clock.
+        if identity == self._bargein_owner:
+            self._apply(self.controller.update(reading))
 
     def user_speech_stopped(self, identity: str, at: float, speech_seconds: float) -> None:
         self.controller.user_speech_stopped(at)
@@ -293,9 +353,49 @@ class VoiceSession:
             speech_seconds=round(speech_seconds, 3),
         )
 
+    def user_transcript(self, listener: Listener, transcript: Transcript) -> None:
+        """A listener's transcript: an event, a transcription in the room, and words for a
+        barge-in decision."""
+        received = listener.received
+        start = received.arrival_of(transcript.start)
+        # The last sample's arrival (the end itself is the first sample not heard).
+        end = received.arrival_of(max(transcript.start, transcript.end - 1 / received.sample_rate))
+        self.events.emit(
+            EventKind.USER_TRANSCRIPT,
+            participant=listener.identity,
+            segment_id=transcript.segment_id,
+            text=transcript.text,
+            final=transcript.final,
+            **_seconds("start_seconds", None if start is None else start - self.clock_origin),
+            **_seconds("end_seconds", None if end is None else end - self.clock_origin),
+        )
+        self._metrics.observe_transcript(
+            transcript.final,
+            transcript.compute_seconds,
+            None if end is None or not transcript.final else time.perf_counter() - end,
+        )
+        self._transcriptions.publish(
+            UserSegment(
+                listener.identity,
+                listener.track_sid,
+                transcript.segment_id,
+                transcript.text,
+                transcript.final,
+            )
+        )
+        if listener.identity == self._bargein_owner:
+            heard = self._rules.hear(transcript.text)
+            words = TurnWords(transcript.turn, transcript.covers, heard)
+            self._apply(self.controller.transcript(words))
+
+    def user_transcript_dropped(self, listener: Listener) -> None:
+        self._metrics.count_partial_dropped()
+
     def _apply(self, action: Action, onset_arrival: float | None = None) -> None:
         """Carry out a barge-in decision on the utterance being spoken."""
         handle = self._current
+        if action is not Action.PAUSE and self.controller.state is not AgentState.PAUSED:
+            self._bargein_owner = None  # decided (or nothing to decide): anyone may pause next
         if action is Action.NONE or handle is None:
             return
         if action is Action.PAUSE:
@@ -308,17 +408,25 @@ class VoiceSession:
                 **_seconds("onset_to_stop_seconds", onset_to_stop),
             )
         elif action is Action.RESUME:
-            decided = self._meter.decided(action)
+            reason = self.controller.reason
+            decided = self._meter.decided(action, reason)
             handle.resume()
             self.events.emit(
-                EventKind.RESUMED, utterance_id=handle.id, **_seconds("pause_seconds", decided)
+                EventKind.RESUMED,
+                utterance_id=handle.id,
+                reason=reason,
+                **_seconds("pause_seconds", decided),
             )
         elif action is Action.CANCEL:
-            decided = self._meter.decided(action)
+            reason = self.controller.reason
+            decided = self._meter.decided(action, reason)
             heard = handle.cancel()
+            if self._captions is not None:
+                self._captions.stop_at(heard)
             self.events.emit(
                 EventKind.CANCELLED,
                 utterance_id=handle.id,
+                reason=reason,
                 **handle.heard(heard),
                 **_seconds("pause_seconds", decided),
             )
@@ -334,7 +442,14 @@ class VoiceSession:
         if track.kind == rtc.TrackKind.KIND_AUDIO and not participant.identity.startswith(
             AGENT_IDENTITY_PREFIX
         ):
-            listener = Listener(self._vad, participant.identity, self)
+            listener = Listener(
+                self._vad,
+                participant.identity,
+                self,
+                track_sid=track.sid,
+                recognize=self._recognizer.recognize if self._recognizer is not None else None,
+                transcription=self.options.transcription,
+            )
             self._tasks.spawn(listener.run(track_frames(track)), f"listen-{participant.identity}")
 
     def _on_disconnected(self, reason: Any) -> None:

@@ -202,6 +202,7 @@ class SpeechHandle:
                 metrics.observe_synthesis(
                     stats.audio_seconds, stats.synthesis_seconds, stats.queue_seconds
                 )
+                self.audio.add_timings(stats.timings)  # known only at the end (a clause's end)
         except WorkerStreamError as exc:
             if self.state in (UtteranceState.SPEAKING, UtteranceState.PAUSED):
                 events.emit(EventKind.ERROR, utterance_id=self.id, reason=str(exc))
@@ -209,6 +210,11 @@ class SpeechHandle:
             self.audio.finish()
 
     # -- barge-in -----------------------------------------------------------------------
+
+    @property
+    def heard_samples(self) -> int:
+        """Samples the listener has heard so far (0 before playout starts)."""
+        return self._playout.heard_samples if self._playout is not None else 0
 
     def pause(self) -> int:
         """Silence the utterance now and pause the worker; returns the samples heard."""

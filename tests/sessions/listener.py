@@ -1,5 +1,6 @@
 """A listener built on the livekit rtc SDK: joins with the token POST /sessions returned,
-records the agent's audio with arrival times, and talks back into the room."""
+records the agent's audio with arrival times, talks back into the room, and collects the
+transcriptions published in it (`lk.transcription`)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,21 @@ class Recording:
         return total
 
 
+@dataclass
+class TextStream:
+    """One `lk.transcription` text stream as it arrived: each chunk with its arrival."""
+
+    stream_id: str
+    sender: str
+    attributes: dict[str, str]
+    chunks: list[tuple[str, float]] = field(default_factory=list)
+    complete: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(chunk for chunk, _ in self.chunks)
+
+
 class Listener:
     """The user side of a session."""
 
@@ -88,9 +104,11 @@ class Listener:
         # perf_counter at which the last talk() starts leaving the microphone source: the
         # moment it is pushed plus what is queued ahead of it in the source.
         self.speech_onset_at: float | None = None
+        self.transcriptions: list[TextStream] = []
 
     async def join(self, url: str, token: str) -> None:
         self.room.on("track_subscribed", self._on_track)
+        self.room.register_text_stream_handler("lk.transcription", self._on_transcription)
         await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
         track = rtc.LocalAudioTrack.create_audio_track("mic", self.source)
         await self.room.local_participant.publish_track(
@@ -103,6 +121,25 @@ class Listener:
     ) -> None:
         if track.kind == rtc.TrackKind.KIND_AUDIO:
             self._tasks.append(asyncio.create_task(self._record(track), name="listener-rec"))
+
+    def _on_transcription(self, reader: rtc.TextStreamReader, participant_identity: str) -> None:
+        stream = TextStream(reader.info.stream_id, participant_identity, reader.info.attributes)
+        self.transcriptions.append(stream)
+
+        async def read() -> None:
+            async for chunk in reader:
+                stream.chunks.append((chunk, time.perf_counter()))
+            stream.complete = True
+
+        self._tasks.append(asyncio.create_task(read(), name="listener-transcription"))
+
+    def segments(self, sender: str) -> dict[str, list[TextStream]]:
+        """Complete transcription streams from a sender, by segment id, in arrival order."""
+        found: dict[str, list[TextStream]] = {}
+        for stream in self.transcriptions:
+            if stream.sender == sender and stream.complete:
+                found.setdefault(stream.attributes["lk.segment_id"], []).append(stream)
+        return found
 
     async def _record(self, track: rtc.Track) -> None:
         stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
@@ -133,6 +170,19 @@ class Listener:
     def talk(self, pcm: npt.NDArray[np.int16]) -> None:
         """Say this (48 kHz mono) into the room as soon as the current audio allows."""
         self._speech.put_nowait(pcm)
+
+    async def say(self, pcm: npt.NDArray[np.int16]) -> float:
+        """Say this; returns once it is under way, with the moment (perf_counter) its first
+        sample leaves the microphone source."""
+        before = self.speech_onset_at
+        self.talk(pcm)
+        assert await poll_until(lambda: self.speech_onset_at != before, timeout_seconds=10)
+        assert self.speech_onset_at is not None
+        return self.speech_onset_at
+
+    @property
+    def mic_track_sid(self) -> str:
+        return next(iter(self.room.local_participant.track_publications))
 
     async def chat(self, text: str) -> None:
         await self.room.local_participant.send_text(text, topic="lk.chat")

@@ -1,14 +1,19 @@
 """Barge-in decisions on exact VAD timelines (no wall clock): pause at onset, resume after a
-short burst and silence, cancel on real speech, ignore non-interruptible speech."""
+short burst and silence, cancel on real speech, ignore non-interruptible speech; with words,
+resume on acknowledgements, cancel on any other word at once, and fall back to the duration
+rule when the transcript is late."""
 
 from __future__ import annotations
 
+from orchestrator.sessions.backchannel import ENGLISH_ACKNOWLEDGEMENTS, AcknowledgementRules
 from orchestrator.sessions.bargein import (
     Action,
     AgentState,
     BargeInController,
     BargeInSettings,
+    Reason,
     TurnSpeech,
+    TurnWords,
     VadUpdate,
 )
 
@@ -147,3 +152,160 @@ def test_burst_then_stray_voiced_window_is_still_a_false_interruption() -> None:
         for i, (speech, silence) in enumerate(vad_runs("xxxxx" + "." * 6 + "x" + "." * 16))
     ]
     assert [action for _, action in timeline(controller, readings)] == [Action.RESUME]
+
+
+# -- with words -----------------------------------------------------------------------------
+
+RULES = AcknowledgementRules(ENGLISH_ACKNOWLEDGEMENTS)
+WORDS = BargeInSettings(
+    min_interruption_seconds=0.3,
+    false_interruption_silence_seconds=0.4,
+    min_interruption_words=1,
+    words_timeout_seconds=1.0,
+)
+Event = tuple[float, float, float] | tuple[float, str, float]
+
+
+def words_timeline(
+    controller: BargeInController, turn: float, events: list[Event]
+) -> list[tuple[float, Action, Reason | None]]:
+    """Feed VAD readings (at, speech, silence) and transcripts (at, text, covers) in order;
+    return the decisions with their time and rule."""
+    decisions = []
+    for at, second, third in events:
+        if isinstance(second, str):
+            action = controller.transcript(TurnWords(turn, third, RULES.hear(second)))
+        else:
+            action = controller.update(VadUpdate(at, second, third))
+        if action is not Action.NONE:
+            decisions.append((at, action, controller.reason))
+    return decisions
+
+
+def paused(settings: BargeInSettings = WORDS, at: float = 1.0) -> BargeInController:
+    controller = BargeInController(settings, words=True)
+    controller.agent_started(interruptible=True)
+    assert controller.user_speech_started(at=at) is Action.PAUSE
+    return controller
+
+
+def test_an_acknowledgement_resumes_once_the_listener_is_silent() -> None:
+    """A 0.45 s "yeah" (past the duration rule's 0.3 s) resumes: its words are only an
+    acknowledgement. The decision comes with the first reading of 0.4 s silence that follows
+    a transcript covering the speech."""
+    controller = paused()
+    readings = [(1.0 + 0.032 * i, 0.032 * i, 0.0) for i in range(1, 15)]  # to 1.448
+    events: list[Event] = [
+        *readings,
+        (1.45, "Yeah.", 1.40),  # a partial
+        (1.48, 0.448, 0.032),
+        (1.60, 0.448, 0.152),
+        (1.65, "Yeah.", 1.62),  # the partial at the pause: covers the end of speech (1.448)
+        (1.70, 0.448, 0.252),
+        (1.85, 0.448, 0.402),
+        (1.90, 0.448, 0.452),
+    ]
+    assert words_timeline(controller, 1.0, events) == [(1.85, Action.RESUME, Reason.BACKCHANNEL)]
+    assert controller.state is AgentState.SPEAKING
+
+
+def test_a_partial_with_another_word_cancels_at_once() -> None:
+    controller = paused()
+    events: list[Event] = [
+        (1.2, 0.2, 0.0),
+        (1.35, "Sorry", 1.3),
+        (1.4, 0.4, 0.0),  # the duration rule would have cancelled here
+    ]
+    assert words_timeline(controller, 1.0, events) == [(1.35, Action.CANCEL, Reason.WORDS)]
+    assert controller.state is AgentState.IDLE
+
+
+def test_no_words_resumes_as_noise() -> None:
+    controller = paused()
+    events: list[Event] = [(1.5, 0.5, 0.0), (1.62, "", 1.6), (1.9, 0.5, 0.4)]
+    assert words_timeline(controller, 1.0, events) == [(1.9, Action.RESUME, Reason.NOISE)]
+
+
+def test_a_question_of_acknowledgements_cancels() -> None:
+    controller = paused()
+    assert words_timeline(controller, 1.0, [(1.4, 0.4, 0.0), (1.5, "Right?", 1.45)]) == [
+        (1.5, Action.CANCEL, Reason.WORDS)
+    ]
+
+
+def test_resume_waits_for_words_that_cover_the_end_of_speech() -> None:
+    """Silence is long enough, but the last transcript stopped before the speech did (the
+    listener said more after it): no resume until a transcript covers the end."""
+    controller = paused()
+    events: list[Event] = [
+        (1.4, 0.4, 0.0),
+        (1.45, "Okay", 1.4),
+        (1.6, 0.6, 0.0),  # still speaking past the transcript
+        (2.0, 0.6, 0.4),  # silent since 1.6: covered only to 1.4
+        (2.1, 0.6, 0.5),
+        (2.15, "Okay, sure.", 2.05),
+        (2.2, 0.6, 0.6),
+    ]
+    assert words_timeline(controller, 1.0, events) == [(2.15, Action.RESUME, Reason.BACKCHANNEL)]
+
+
+def test_a_late_transcript_falls_back_to_the_duration_rule() -> None:
+    """No transcript covers the speech by words_timeout after the moment it would resume
+    (silence from 1.5, resumable at 1.9): at 2.9 the 0.5 s of speech cancels."""
+    controller = paused()
+    events: list[Event] = [(1.5, 0.5, 0.0), (1.9, 0.5, 0.4), (2.88, 0.5, 1.38), (2.9, 0.5, 1.4)]
+    assert words_timeline(controller, 1.0, events) == [(2.9, Action.CANCEL, Reason.DURATION)]
+
+
+def test_the_fallback_resumes_a_short_sound_by_silence() -> None:
+    controller = paused()
+    events: list[Event] = [(1.1, 0.1, 0.0), (1.5, 0.1, 0.4), (2.5, 0.1, 1.4)]
+    assert words_timeline(controller, 1.0, events) == [(2.5, Action.RESUME, Reason.SILENCE)]
+
+
+def test_speech_with_no_transcript_at_all_cancels_by_duration_after_the_timeout() -> None:
+    """The listener talks on, but no transcript comes (recognition stalled): 1.0 s after
+    the onset the duration rule decides."""
+    controller = paused()
+    events: list[Event] = [(1.5, 0.5, 0.0), (1.96, 0.96, 0.0), (2.0, 1.0, 0.0)]
+    assert words_timeline(controller, 1.0, events) == [(2.0, Action.CANCEL, Reason.DURATION)]
+
+
+def test_acknowledgements_keep_the_pause_while_the_listener_goes_on() -> None:
+    """Transcripts keep up with a long run of acknowledgements: no decision while speaking."""
+    controller = paused()
+    events: list[Event] = []
+    for k in range(1, 8):
+        at = 1.0 + 0.4 * k
+        events += [(at, 0.4 * k, 0.0), (at + 0.05, "yeah " * k, at)]
+    assert words_timeline(controller, 1.0, events) == []
+    assert controller.state is AgentState.PAUSED
+
+
+def test_fewer_words_than_the_minimum_resume_like_a_backchannel() -> None:
+    settings = BargeInSettings(min_interruption_words=2)
+    controller = paused(settings)
+    events: list[Event] = [(1.4, 0.4, 0.0), (1.5, "Stop.", 1.45), (1.85, 0.4, 0.45)]
+    assert words_timeline(controller, 1.0, events) == [(1.85, Action.RESUME, Reason.BACKCHANNEL)]
+    controller = paused(settings)
+    events = [(1.4, 0.4, 0.0), (1.5, "Stop now.", 1.45)]
+    assert words_timeline(controller, 1.0, events) == [(1.5, Action.CANCEL, Reason.WORDS)]
+
+
+def test_transcripts_of_another_turn_are_ignored() -> None:
+    controller = paused(at=3.0)
+    assert controller.transcript(TurnWords(1.0, 3.5, RULES.hear("Stop."))) is Action.NONE
+    assert controller.state is AgentState.PAUSED
+
+
+def test_without_words_the_rules_are_duration_and_silence() -> None:
+    controller = BargeInController(SETTINGS)
+    controller.agent_started(interruptible=True)
+    controller.user_speech_started(at=1.0)
+    assert controller.transcript(TurnWords(1.0, 1.1, RULES.hear("Stop."))) is Action.NONE
+    timeline(controller, window_readings(1.0, speech=0.15, then_silence=0.6))
+    assert controller.reason is Reason.SILENCE
+    controller.agent_started(interruptible=True)
+    controller.user_speech_started(at=3.0)
+    timeline(controller, window_readings(3.0, speech=1.0, then_silence=0.0))
+    assert controller.reason is Reason.DURATION

@@ -17,6 +17,7 @@ from tests.audio_checks import Pcm, parse_wav, transcribe, word_error_rate
 from tests.processes import WorkerProcess
 from tests.sessions.events import EventLog
 from tests.sessions.listener import RATE, Listener
+from tests.sessions.voices import VOICES, speak
 
 AGENT_TEXT = (
     "Here is the full list of opening hours for every branch in the city. The central branch "
@@ -162,24 +163,25 @@ async def test_barge_in_silences_the_agent_and_reports_what_was_heard(
     await events.wait("finished", within=20, utterance_id=said.json()["utterance_id"])
 
 
-async def test_short_burst_is_a_false_interruption_and_speech_resumes(
+async def test_short_acknowledgement_is_a_false_interruption_and_speech_resumes(
     session_orchestrator: Orchestrator,
     session_api: httpx.AsyncClient,
     live: tuple[str, Listener, EventLog],
-    user_speech: np.ndarray,
 ) -> None:
+    """A short "okay" over the agent pauses it, then the utterance resumes where it stopped
+    and plays out in full. (A bare 150 ms fragment of speech is no longer a false
+    interruption when Whisper hears a word in it; the duration rule for short sounds is
+    pinned in test_bargein.py and, without a recognizer, in test_listening_live.py.)"""
     session_id, listener, events = live
     false_before = await counter(session_orchestrator, "voiceorch_false_interruptions_total")
     utterance_id, audio = await speak_and_capture(
         session_orchestrator, session_api, session_id, events
     )
     await asyncio.sleep(2.0)
-    # About 150 ms of the loudest part of the user's speech, then silence.
-    loudness = np.convolve(np.abs(user_speech.astype(np.float32)), np.ones(7200), "valid")
-    start = int(np.argmax(loudness))
-    listener.talk(user_speech[start : start + 7200])
+    listener.talk(speak("okay", VOICES[0]).pcm)
     interrupted = await events.wait("interrupted", within=10, utterance_id=utterance_id)
-    await events.wait("resumed", within=10, utterance_id=utterance_id)
+    resumed = await events.wait("resumed", within=10, utterance_id=utterance_id)
+    assert resumed["reason"] in ("backchannel", "noise"), resumed
     finished = await events.wait("finished", within=90, utterance_id=utterance_id)
     assert not events.of("cancelled")
     false_after = await counter(session_orchestrator, "voiceorch_false_interruptions_total")
