@@ -36,16 +36,15 @@ _ABBREVIATIONS = frozenset(
     {"mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "etc", "e.g", "i.e", "no", "approx"}
 )
 CJK_CHAR_WEIGHT = 4
-# Words that open a phrase: a pause before them sounds natural, so a short first segment
-# (or a chunk cut under load) may end just before one. "of" and "to" bind too tightly to
-# the word before them to be listed.
+# Words that open a clause: a pause before them sounds natural, so a short first segment
+# (or a chunk cut under load) may end just before one. Prepositions are not listed: a piece
+# that starts with "by" or "past" loses it to the listener ("by Thursday" is heard as "bye
+# Thursday" when it begins an engine call), and "of" and "to" bind too tightly anyway.
 PHRASE_OPENERS = frozenset(
     {
         "and", "but", "or", "nor", "so", "yet", "because", "although", "though", "while",
         "whereas", "if", "unless", "until", "when", "whenever", "where", "wherever", "which",
-        "who", "whom", "whose", "since", "before", "after", "as", "at", "by", "for", "from",
-        "in", "into", "on", "onto", "past", "with", "without", "through", "across", "along",
-        "about", "over", "under", "during", "near", "then",
+        "who", "whom", "whose", "since", "before", "after", "then",
     }
 )  # fmt: skip
 

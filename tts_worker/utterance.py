@@ -214,7 +214,13 @@ class Utterance:
             if spoken is None:
                 continue  # nothing to say (a code block)
             span = tts_pb2.TextSpan(start=segment.start, end=segment.end)
-            chunks = self._engine.synthesize(self.voice.name, spoken.text, speed=self.speed)
+            words = spoken.text
+            if words[-1:].isalnum() and segment.end < self._chars:
+                # Cut mid-sentence (before "and", or to a chunk budget): a trailing comma has
+                # the engine read it as a clause, where a bare end is read as a sentence's and
+                # its last word clipped (Whisper heard "shipped" as "shit" 2 times in 3).
+                words += ","
+            chunks = self._engine.synthesize(self.voice.name, words, speed=self.speed)
             self.synthesized_end = segment.end
             self._playback.unsynthesized_chars = self._chars - segment.end
             segment_starts_at = self._engine_samples

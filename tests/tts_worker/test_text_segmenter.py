@@ -158,7 +158,10 @@ def test_the_first_segment_ends_at_the_first_natural_break_after_a_few_words() -
 def test_a_sentence_ending_within_a_few_words_of_the_break_stays_whole() -> None:
     assert first_segments("Sure, I can help with that.", 200) == ["Sure, I can help with that."]
     # Streamed word by word, the end is not known yet at the break: it is taken.
-    assert first_segments("Sure, I can help with that.", 1) == ["Sure, I can help", "with that."]
+    assert first_segments("Sure, I can help you if you wait.", 1) == [
+        "Sure, I can help you",
+        "if you wait.",
+    ]
 
 
 def test_only_the_first_segment_is_short() -> None:
