@@ -74,6 +74,7 @@ class WorkerStream:
         *,
         voice: str,
         sample_rate: int = 0,
+        speed: float = 0.0,
         frame_duration_ms: int = 20,
         utterance_id: str | None = None,
         options: StreamOptions | None = None,
@@ -88,6 +89,7 @@ class WorkerStream:
             sample_rate=sample_rate,
             encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
             frame_duration_ms=frame_duration_ms,
+            speed=speed,  # 0: the voice's own pace
         )
         self._first_audio_timeout = options.first_audio_timeout_seconds
         self._max_attempts = options.max_attempts
