@@ -18,7 +18,7 @@ import grpc
 from fleet.records import WorkerRecord
 from orchestrator import errors
 from orchestrator.errors import NoWorkerAvailable, ServiceError
-from orchestrator.workers.calls import SynthesizeCall, retryable, write
+from orchestrator.workers.calls import SynthesizeCall, done_writing, retryable, write
 from orchestrator.workers.channels import WorkerChannels
 from orchestrator.workers.registry import WorkerRegistry
 from tts_rpc.v1 import tts_pb2
@@ -157,6 +157,7 @@ class WorkerStream:
                 return message.frame
             self.stats = message.stats
             self._release_worker()
+            await done_writing(self._call)  # the worker may end the call now
             return None
 
     async def aclose(self) -> None:

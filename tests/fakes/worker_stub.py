@@ -41,6 +41,7 @@ class FakeCall:
         self._script = list(script)
         self.written: list[tts_pb2.SynthesizeRequest] = []
         self.cancelled = False
+        self.half_closed = False
         self._finished = False
         self._cancel = asyncio.Event()
 
@@ -58,6 +59,9 @@ class FakeCall:
         if self.done():
             raise grpc.aio.UsageError("write after the call finished")
         self.written.append(message)
+
+    async def done_writing(self) -> None:
+        self.half_closed = True
 
     async def read(self) -> object:
         if self.cancelled:

@@ -108,3 +108,14 @@ async def test_prewarm_checks_the_voice_before_any_speech(piper_worker: WorkerPr
         await plugin.prewarm()
     finally:
         await plugin.aclose()
+
+
+async def test_update_options_speed_reaches_the_worker(plugin: WorkerTTS) -> None:
+    """speed goes to the worker with each utterance: after update_options(speed=1.5) the
+    same text comes out clearly shorter, and still intelligible."""
+    normal = await plugin.synthesize(TEXT).collect()
+    plugin.update_options(speed=1.5)
+    fast = await plugin.synthesize(TEXT).collect()
+    # Piper draws durations with noise (a few %); 1.5x leaves about two thirds.
+    assert fast.duration < 0.8 * normal.duration
+    assert word_error_rate(TEXT, transcribe(pcm_of([fast]))) <= 0.2

@@ -74,8 +74,11 @@ async def test_failure_before_first_audio_moves_to_another_worker_with_the_text(
     assert kinds(b.calls[0].written) == ["config", "text", "end_of_input"]
     assert b.calls[0].written[1].text.text == "Hello there."
     assert await stream.next_frame() is not None
+    assert not b.calls[0].half_closed
     assert await stream.next_frame() is None
     assert stream.stats is not None
+    # Half-closed once the stats are in: the worker holds its end of the call until then.
+    assert b.calls[0].half_closed
     assert registry.in_flight("a") == registry.in_flight("b") == 0
 
 
