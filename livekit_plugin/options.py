@@ -98,7 +98,8 @@ class FleetOptions:
     tls: TLSOptions | None = None
     refresh_seconds: float = 1.0
     """How often the plugin re-reads the registry (or polls the listed workers): a worker or
-    voice that joins is used, and a dead worker dropped, within about this long."""
+    voice that joins is used within about this long. A polled worker that stops answering
+    stays listed for 5 refreshes (5 s at least); failover skips it meanwhile."""
     max_attempts: int = 3
     """Workers tried for one utterance before its first audio."""
 

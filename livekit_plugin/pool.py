@@ -15,8 +15,11 @@ from orchestrator.workers.registry import WorkerRegistry
 from orchestrator.workers.stream import StreamOptions, WorkerStream
 
 # Embedded mode: a polled worker stays listed this long after its last answer (as the
-# orchestrator's ORCH_REGISTRY_TTL_SECONDS): longer than a few missed polls of a busy worker.
+# orchestrator's ORCH_REGISTRY_TTL_SECONDS): longer than a few missed polls of a busy worker,
+# and never shorter than the orchestrator's default, which outlasts a poll's own 2 s timeout
+# (a shorter one dropped a live worker whose answer was merely slow).
 _STATIC_TTL_FACTOR = 5.0
+_MIN_STATIC_TTL_SECONDS = 5.0
 
 
 class WorkerPool:
@@ -43,7 +46,9 @@ class WorkerPool:
                     self._channels,
                     refresh_seconds=options.refresh_seconds,
                     static_workers=list(options.workers) or None,
-                    static_ttl_seconds=_STATIC_TTL_FACTOR * options.refresh_seconds,
+                    static_ttl_seconds=max(
+                        _STATIC_TTL_FACTOR * options.refresh_seconds, _MIN_STATIC_TTL_SECONDS
+                    ),
                 )
                 await registry.start()
                 self._registry = registry

@@ -46,6 +46,7 @@ class PluginSettings(BaseSettings):
     """PEM private key of `tls_cert_file`."""
     registry_refresh_seconds: float = 1.0
     """How often the registry is re-read (or the workers polled): a worker or voice that
-    joins is used, and a dead worker dropped, within about this long."""
+    joins is used within about this long. A polled worker that stops answering stays listed
+    for 5 refreshes (5 s at least); failover skips it meanwhile."""
     max_attempts: int = 3
     """Workers tried for one utterance before its first audio."""
