@@ -74,7 +74,10 @@ async def test_a_voice_that_joins_later_is_accepted(
     try:
         with pytest.raises(APIStatusError, match=SLOW_VOICE):
             await plugin.prewarm()
-        late.start()
+        # Started from a thread: start() waits for the worker to serve, and on the event
+        # loop that wait would stop the plugin's polls (the first worker's record would
+        # lapse), which no real deployment does to a running agent.
+        await asyncio.to_thread(late.start)
 
         async def accepted() -> bool:
             try:
