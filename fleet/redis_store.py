@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from redis import asyncio as aioredis
@@ -42,13 +43,22 @@ return 1
 """
 
 
-@contextlib.contextmanager
-def _reachable() -> Iterator[None]:
-    """Any failure to talk to Redis becomes StoreUnavailable."""
+@contextlib.asynccontextmanager
+async def _call() -> AsyncIterator[None]:
+    """One store operation: a Redis failure is StoreUnavailable, and a cancellation of the
+    calling task is never lost. redis-py can swallow a CancelledError that arrives while a
+    command is in flight and return normally, so a cancelled owner (a periodic refresh)
+    would go on as if nothing happened and its `cancel_and_wait` would never return."""
+    task = asyncio.current_task()
+    cancels = task.cancelling() if task is not None else 0
     try:
         yield
     except (RedisError, OSError) as exc:
+        if task is not None and task.cancelling() > cancels:
+            raise asyncio.CancelledError from None
         raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
+    if task is not None and task.cancelling() > cancels:
+        raise asyncio.CancelledError
 
 
 class RedisStore:
@@ -73,7 +83,7 @@ class RedisStore:
         self._append = self._redis.register_script(_APPEND)
 
     async def ping(self) -> None:
-        with _reachable():
+        async with _call():
             await self._redis.ping()
 
     def _record_key(self, kind: str, key: str) -> str:
@@ -83,30 +93,29 @@ class RedisStore:
         return f"{self._prefix}{kind}-index"
 
     async def put_record(self, kind: str, key: str, value: str, ttl_seconds: float | None) -> None:
-        with _reachable():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(self._record_key(kind, key), value, px=_ms(ttl_seconds))
-                pipe.sadd(self._index_key(kind), key)
-                await pipe.execute()
+        async with _call(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._record_key(kind, key), value, px=_ms(ttl_seconds))
+            pipe.sadd(self._index_key(kind), key)
+            await pipe.execute()
 
     async def swap_record(
         self, kind: str, key: str, expected: str | None, value: str, ttl_seconds: float | None
     ) -> bool:
         ttl = _ms(ttl_seconds)
         args = ["1" if expected is None else "0", expected or "", value, ttl or "", key]
-        with _reachable():
+        async with _call():
             done = await self._swap(
                 keys=[self._record_key(kind, key), self._index_key(kind)], args=args
             )
         return bool(done)
 
     async def get_record(self, kind: str, key: str) -> str | None:
-        with _reachable():
+        async with _call():
             raw = await self._redis.get(self._record_key(kind, key))
         return None if raw is None else _text(raw)
 
     async def list_records(self, kind: str) -> dict[str, str]:
-        with _reachable():
+        async with _call():
             keys = sorted(_text(m) for m in await self._redis.smembers(self._index_key(kind)))
             if not keys:
                 return {}
@@ -117,11 +126,10 @@ class RedisStore:
         return {k: _text(raw) for k, raw in zip(keys, raws, strict=True) if raw is not None}
 
     async def remove_record(self, kind: str, key: str) -> None:
-        with _reachable():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(self._record_key(kind, key))
-                pipe.srem(self._index_key(kind), key)
-                await pipe.execute()
+        async with _call(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._record_key(kind, key))
+            pipe.srem(self._index_key(kind), key)
+            await pipe.execute()
 
     async def append_log(
         self, key: str, seq: int, entry: str, *, max_len: int, ttl_seconds: float
@@ -129,7 +137,7 @@ class RedisStore:
         if seq < 0:
             raise ValueError("log sequence numbers start at 0")
         args: list[str | int] = [seq, entry, max_len, _ms(ttl_seconds) or 1]
-        with _reachable():
+        async with _call():
             done = await self._append(keys=[self._prefix + key], args=args)
         return bool(done)
 
@@ -139,7 +147,7 @@ class RedisStore:
         # XREAD returns entries above the given ID; it blocks only while there are none.
         since = f"{after}-1" if after >= 0 else "0-0"
         block = min(int(wait_seconds * 1000), self._max_block_ms) if wait_seconds > 0 else None
-        with _reachable():
+        async with _call():
             found: Any = await self._redis.xread(
                 {self._prefix + key: since}, count=limit, block=block
             )
@@ -149,15 +157,14 @@ class RedisStore:
         return [(int(_text(eid).split("-")[0]), _text(data[b"e"])) for eid, data in entries]
 
     async def add_counters(self, key: str, deltas: Mapping[str, float]) -> None:
-        with _reachable():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for name, delta in deltas.items():
-                    pipe.hincrbyfloat(self._prefix + key, name, delta)
-                await pipe.execute()
+        async with _call(), self._redis.pipeline(transaction=True) as pipe:
+            for name, delta in deltas.items():
+                pipe.hincrbyfloat(self._prefix + key, name, delta)
+            await pipe.execute()
 
     async def read_counters(self, prefix: str) -> dict[str, dict[str, float]]:
         full = self._prefix + prefix
-        with _reachable():
+        async with _call():
             keys = [key async for key in self._redis.scan_iter(match=f"{full}*", count=500)]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in keys:

@@ -1,57 +1,105 @@
-"""A livekit-agents TTS plugin over our gRPC workers, for LiveKit users who run their own
-AgentSession:
+"""A livekit-agents TTS plugin over voice-orchestrator's gRPC workers, for LiveKit users who
+run their own AgentSession:
 
-    session = AgentSession(tts=WorkerTTS("tts-piper:7001"), ...)
+    session = AgentSession(tts=WorkerTTS(workers=["tts-piper:7001"]), ...)
+    session = AgentSession(tts=WorkerTTS(redis_url="redis://redis:6379/0"), ...)
 
-It streams: text pushed by the LLM goes to the worker as it arrives, and the worker cuts it
-at clauses itself, so no sentence tokenizer is needed here. The worker times each word it
-speaks (from the engine's own durations); those timings reach LiveKit as an aligned
-transcript, so `use_tts_aligned_transcript=True` captions follow the words as heard.
+Each utterance goes to the least-loaded worker that has the voice and moves to another one
+if that worker fails before the first audio, exactly as in the orchestrator (the same
+registry and stream code). Text pushed by the LLM goes to the worker as it arrives; the
+worker cuts it at clauses itself, so no sentence tokenizer is needed here. Frames carry the
+worker's word timings as aligned transcripts (`use_tts_aligned_transcript=True`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterable
+import dataclasses
+from pathlib import Path
+from typing import Any
 
-import grpc
-from livekit.agents import APIConnectionError, APIStatusError, tts
-from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions, TimedString
+from livekit.agents import tts, utils
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions
+from livekit.agents.types import NotGivenOr as Maybe
 
-from fleet.aio import cancel_and_wait
-from orchestrator.workers.calls import SynthesizeCall, retryable, write
-from tts_rpc.v1 import tts_pb2, tts_pb2_grpc
+from fleet.aio import TaskSet, cancel_and_wait
+from livekit_plugin.options import (
+    FleetOptions,
+    TLSOptions,
+    TTSOptions,
+    check_sample_rate,
+)
+from livekit_plugin.pool import WorkerPool
+from livekit_plugin.settings import PluginSettings
+from livekit_plugin.utterance import PluginUtterance, as_api_error
+from orchestrator.errors import ServiceError
 
 
 class WorkerTTS(tts.TTS[None]):
-    """TTS backed by one voice-orchestrator worker (address host:port).
-
-    `speed` is the speaking rate (0.25 to 4.0, 2.0 twice as fast; the worker refuses
-    anything else, raised as a non-retryable APIStatusError). `normalize=False` sends the
-    text to the engine exactly as written, without reading markdown, numbers and prices
-    as a person would."""
+    """TTS backed by a fleet of voice-orchestrator workers. Every argument left out is read
+    from its `VOICEORCH_TTS_*` environment variable (see the configuration reference), and
+    every value is checked here: a bad one raises ValueError naming it."""
 
     def __init__(
         self,
-        address: str,
         *,
-        voice: str = "",
-        sample_rate: int = 48000,
-        speed: float = 1.0,
-        normalize: bool = True,
+        workers: Maybe[list[str]] = NOT_GIVEN,
+        redis_url: Maybe[str] = NOT_GIVEN,
+        voice: Maybe[str] = NOT_GIVEN,
+        speed: Maybe[float] = NOT_GIVEN,
+        normalize: Maybe[bool] = NOT_GIVEN,
+        sample_rate: Maybe[int] = NOT_GIVEN,
+        max_lead_seconds: Maybe[float] = NOT_GIVEN,
+        tls: Maybe[bool] = NOT_GIVEN,
+        tls_ca_file: Maybe[str | Path] = NOT_GIVEN,
+        tls_cert_file: Maybe[str | Path] = NOT_GIVEN,
+        tls_key_file: Maybe[str | Path] = NOT_GIVEN,
+        registry_refresh_seconds: Maybe[float] = NOT_GIVEN,
+        max_attempts: Maybe[int] = NOT_GIVEN,
     ) -> None:
+        given = {
+            "workers": workers,
+            "redis_url": redis_url,
+            "voice": voice,
+            "speed": speed,
+            "normalize": normalize,
+            "sample_rate": sample_rate,
+            "max_lead_seconds": max_lead_seconds,
+            "tls": tls,
+            "tls_ca_file": tls_ca_file,
+            "tls_cert_file": tls_cert_file,
+            "tls_key_file": tls_key_file,
+            "registry_refresh_seconds": registry_refresh_seconds,
+            "max_attempts": max_attempts,
+        }
+        settings = PluginSettings.model_validate(
+            {k: v for k, v in given.items() if utils.is_given(v)}
+        )
+        self._opts = TTSOptions(
+            voice=settings.voice,
+            speed=settings.speed,
+            normalize=settings.normalize,
+            max_lead_seconds=settings.max_lead_seconds,
+        )
+        tls_on = settings.tls or settings.tls_ca_file or settings.tls_cert_file
+        fleet = FleetOptions(
+            workers=tuple(settings.workers),
+            redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+            tls=(
+                TLSOptions(settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file)
+                if tls_on
+                else None
+            ),
+            refresh_seconds=settings.registry_refresh_seconds,
+            max_attempts=settings.max_attempts,
+        )
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=True, aligned_transcript=True),
-            sample_rate=sample_rate,
+            sample_rate=check_sample_rate(settings.sample_rate),
             num_channels=1,
         )
-        self.address = address
-        self.voice = voice
-        self.speed = speed
-        self.normalize = normalize
-        self._channel: grpc.aio.Channel | None = None
-        self._voices: set[str] | None = None
+        self._pool = WorkerPool(fleet)
+        self._tasks = TaskSet("worker-tts")
 
     @property
     def provider(self) -> str:
@@ -59,58 +107,78 @@ class WorkerTTS(tts.TTS[None]):
 
     @property
     def model(self) -> str:
-        return self.voice or "default"
+        return self._opts.voice or "default"
 
-    def stub(self) -> tts_pb2_grpc.TextToSpeechAsyncStub:
-        if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.address)
-        return tts_pb2_grpc.TextToSpeechStub(self._channel)
+    @property
+    def options(self) -> TTSOptions:
+        """What the next utterance is spoken with."""
+        return self._opts
 
-    async def check_voice(self, request_id: str) -> None:
-        """Refuse an unknown voice before streaming: the worker would end the stream with
-        NOT_FOUND while text is still being written to it, a race gRPC may then report as a
-        bare INTERNAL error."""
-        if not self.voice:
-            return
-        if self._voices is None:
-            try:
-                listed = await self.stub().ListVoices(tts_pb2.ListVoicesRequest(), timeout=10)
-            except grpc.aio.AioRpcError as exc:
-                raise APIConnectionError(f"worker unavailable: {exc.details()}") from exc
-            self._voices = {v.name for v in listed.voices}
-        if self.voice not in self._voices:
-            raise APIStatusError(
-                f"worker error NOT_FOUND: voice {self.voice!r} is not available",
-                status_code=404,
-                request_id=request_id,
-                retryable=False,
+    def update_options(
+        self,
+        *,
+        voice: Maybe[str] = NOT_GIVEN,
+        speed: Maybe[float] = NOT_GIVEN,
+        normalize: Maybe[bool] = NOT_GIVEN,
+        max_lead_seconds: Maybe[float] = NOT_GIVEN,
+    ) -> None:
+        """Change how the next utterance is spoken (the one being spoken goes on as it
+        began). Raises ValueError for a bad value; a voice no worker has is refused when
+        the next utterance starts (or by `prewarm()`)."""
+        changes: dict[str, Any] = {
+            "voice": voice,
+            "speed": speed,
+            "normalize": normalize,
+            "max_lead_seconds": max_lead_seconds,
+        }
+        self._opts = dataclasses.replace(
+            self._opts, **{k: v for k, v in changes.items() if utils.is_given(v)}
+        )
+
+    # livekit-agents calls prewarm() without waiting for it (typed `-> None` there); this
+    # one also hands back the check, for callers who want to know before the first say().
+    def prewarm(self) -> asyncio.Task[None]:  # type: ignore[override]
+        """Connect to the fleet and check the voice, in the background. Await the returned
+        task to wait for the check: it raises APIStatusError (404) naming a voice no worker
+        has, or APIConnectionError when no worker answers. Call it inside the event loop."""
+        return self._tasks.spawn(self._check(self._opts), "prewarm")
+
+    async def _check(self, options: TTSOptions) -> None:
+        try:
+            registry = await self._pool.registry()
+            registry.pick(options.voice or registry.default_voice() or "")
+        except ServiceError as exc:
+            raise as_api_error(exc, None) from None
+
+    async def open_utterance(
+        self, conn_options: APIConnectOptions, *, paced: bool
+    ) -> PluginUtterance:
+        """An utterance on the best worker for the current options, open and configured.
+        Raises the livekit-agents error for no worker or an unknown voice."""
+        options = self._opts
+        try:
+            registry = await self._pool.registry()
+            stream = self._pool.open(
+                registry,
+                voice=options.voice or registry.default_voice() or "",
+                sample_rate=self.sample_rate,
+                speed=options.speed,
+                verbatim=not options.normalize,
+                first_audio_timeout_seconds=conn_options.timeout,
             )
-
-    async def open_call(
-        self, emitter: tts.AudioEmitter, *, stream: bool
-    ) -> tuple[str, SynthesizeCall]:
-        """Check the voice, set up the emitter and open a worker stream with its config
-        written; returns the request id and the call."""
-        request_id = uuid.uuid4().hex
-        await self.check_voice(request_id)
-        emitter.initialize(
-            request_id=request_id,
-            sample_rate=self.sample_rate,
-            num_channels=1,
-            mime_type="audio/pcm",
-            stream=stream,
-        )
-        call = self.stub().Synthesize()  # type: ignore[call-arg]  # explicit writes below
-        config = tts_pb2.SynthesisConfig(
-            utterance_id=request_id,
-            voice=self.voice,
-            sample_rate=self.sample_rate,
-            encoding=tts_pb2.AUDIO_ENCODING_PCM_S16LE,
-            speed=self.speed,
-            verbatim=not self.normalize,
-        )
-        await write(call, tts_pb2.SynthesizeRequest(config=config))
-        return request_id, call
+        except ServiceError as exc:
+            raise as_api_error(exc, None) from None
+        lead = options.max_lead_seconds if paced else 0.0
+        utterance = PluginUtterance(stream, self._tasks, lead_seconds=lead)
+        try:
+            await utterance.started()
+        except ServiceError as exc:
+            utterance.close()
+            raise as_api_error(exc, utterance.id) from None
+        except BaseException:
+            utterance.close()
+            raise
+        return utterance
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
@@ -123,117 +191,62 @@ class WorkerTTS(tts.TTS[None]):
         return _SynthesizeStream(tts=self, conn_options=conn_options)
 
     async def aclose(self) -> None:
-        if self._channel is not None:
-            await self._channel.close(grace=None)
-            self._channel = None
+        await self._tasks.aclose()
+        await self._pool.aclose()
 
 
-class _AlignedText:
-    """The utterance's text as sent, cut into the pieces the worker timed.
-
-    LiveKit's synchronizer concatenates the pieces into the transcript, so each piece runs
-    from the end of the previous one to the end of its timed span: the spaces and marks
-    between words travel with the next word, and nothing of the text is lost."""
-
-    def __init__(self, text: str = "") -> None:
-        self.text = text
-        self._sent = 0
-
-    def timed(self, timings: Iterable[tts_pb2.TextTiming]) -> list[TimedString]:
-        pieces = []
-        for timing in timings:
-            end = min(timing.text_span.end, len(self.text))
-            if end > self._sent:
-                pieces.append(
-                    TimedString(
-                        self.text[self._sent : end],
-                        start_time=timing.start_seconds,
-                        end_time=timing.end_seconds,
-                    )
-                )
-                self._sent = end
-        return pieces
-
-    def rest(self, at_seconds: float) -> list[TimedString]:
-        """What no timing covered (a closing mark, text normalization dropped), at the end."""
-        if self._sent >= len(self.text):
-            return []
-        piece = TimedString(self.text[self._sent :], start_time=at_seconds, end_time=at_seconds)
-        self._sent = len(self.text)
-        return [piece]
-
-
-async def _pump_frames(
-    call: SynthesizeCall,
-    emitter: tts.AudioEmitter,
-    request_id: str,
-    text: _AlignedText,
+def _initialize(
+    emitter: tts.AudioEmitter, owner: WorkerTTS, request_id: str, *, stream: bool
 ) -> None:
-    """Worker frames into the emitter with the words they start, gRPC errors into
-    livekit-agents errors."""
-    try:
-        while True:
-            message = await call.read()
-            if not isinstance(message, tts_pb2.SynthesizeResponse):
-                raise APIConnectionError("worker stream ended without stats")
-            if message.HasField("stats"):
-                stats = message.stats
-                pieces = text.timed(stats.timings) + text.rest(stats.audio_seconds)
-                if pieces:
-                    emitter.push_timed_transcript(pieces)
-                return
-            # Before the audio: the emitter hands timings on with the next frame it sends.
-            if pieces := text.timed(message.frame.timings):
-                emitter.push_timed_transcript(pieces)
-            emitter.push(message.frame.audio)
-    except grpc.aio.AioRpcError as exc:
-        if retryable(exc.code(), exc.details() or ""):
-            raise APIConnectionError(f"worker unavailable: {exc.details()}") from exc
-        raise APIStatusError(
-            f"worker error {exc.code().name}: {exc.details()}",
-            status_code=400 if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else 500,
-            request_id=request_id,
-            retryable=False,
-        ) from exc
+    emitter.initialize(
+        request_id=request_id,
+        sample_rate=owner.sample_rate,
+        num_channels=1,
+        mime_type="audio/pcm",
+        stream=stream,
+    )
 
 
 class _ChunkedStream(tts.ChunkedStream):
+    """A whole text, synthesized as fast as the worker goes (no pacing)."""
+
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
         owner = self._tts
         assert isinstance(owner, WorkerTTS)
-        request_id, call = await owner.open_call(output_emitter, stream=False)
+        utterance = await owner.open_utterance(self._conn_options, paced=False)
         try:
-            await write(
-                call, tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=self.input_text))
-            )
-            await write(call, tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
-            await _pump_frames(call, output_emitter, request_id, _AlignedText(self.input_text))
+            _initialize(output_emitter, owner, utterance.id, stream=False)
+            utterance.send_text(self.input_text)
+            utterance.end_input()
+            await utterance.play(output_emitter)
             output_emitter.flush()
         finally:
-            call.cancel()
+            utterance.close()
 
 
 class _SynthesizeStream(tts.SynthesizeStream):
+    """Text as the LLM produces it, one segment, paced to playback."""
+
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
         owner = self._tts
         assert isinstance(owner, WorkerTTS)
-        request_id, call = await owner.open_call(output_emitter, stream=True)
-        output_emitter.start_segment(segment_id=request_id)
-        text = _AlignedText()
-
-        async def send_text() -> None:
-            async for data in self._input_ch:
-                # Flush marks are not needed: the worker cuts clauses and sentences itself.
-                if isinstance(data, str) and data:
-                    # Kept before it is written: the worker's spans index all text sent.
-                    text.text += data
-                    await write(call, tts_pb2.SynthesizeRequest(text=tts_pb2.TextChunk(text=data)))
-            await write(call, tts_pb2.SynthesizeRequest(end_of_input=tts_pb2.EndOfInput()))
-
-        sender = asyncio.create_task(send_text(), name="worker-tts-send")
+        utterance = await owner.open_utterance(self._conn_options, paced=True)
         try:
-            await _pump_frames(call, output_emitter, request_id, text)
+            _initialize(output_emitter, owner, utterance.id, stream=True)
+            output_emitter.start_segment(segment_id=utterance.id)
+            feeder = asyncio.create_task(self._feed(utterance), name="worker-tts-feed")
+            try:
+                await utterance.play(output_emitter)
+            finally:
+                await cancel_and_wait(feeder)
             output_emitter.end_segment()
         finally:
-            await cancel_and_wait(sender)
-            call.cancel()
+            utterance.close()
+
+    async def _feed(self, utterance: PluginUtterance) -> None:
+        async for data in self._input_ch:
+            # Flush marks are not needed: the worker cuts clauses and sentences itself.
+            if isinstance(data, str) and data:
+                self._mark_started()
+                utterance.send_text(data)
+        utterance.end_input()

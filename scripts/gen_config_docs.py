@@ -12,6 +12,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
+from livekit_plugin.settings import PluginSettings
 from orchestrator.settings import OrchestratorSettings
 from tts_worker.settings import WorkerSettings
 
@@ -21,8 +22,10 @@ TARGET = ROOT / "docs" / "CONFIGURATION.md"
 INTRO = """# Configuration reference
 
 Every setting is an environment variable. Each service reads only its own prefix
-(`ORCH_` for the orchestrator, `TTS_WORKER_` for workers); `REDIS_URL` is also accepted by
-both as a shared fallback. Lists and maps are JSON, e.g.
+(`ORCH_` for the orchestrator, `TTS_WORKER_` for workers, `VOICEORCH_TTS_` for the LiveKit
+plugin inside someone else's agent, where the constructor's arguments of the same names win
+over them); `REDIS_URL` is also accepted by the orchestrator and the workers as a shared
+fallback. Lists and maps are JSON, e.g.
 `ORCH_WORKERS='["10.0.0.5:7001"]'`. Defaults suit the embedded single-node mode that
 `make run` starts.
 
@@ -39,6 +42,8 @@ def _default(field: FieldInfo) -> str:
         value = field.default
     if value is None:
         return "unset"
+    if value == "":
+        return '`""`'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | dict):
@@ -70,6 +75,7 @@ def render() -> str:
             INTRO,
             section("Orchestrator (`voice-orchestrator`)", OrchestratorSettings),
             section("TTS worker (`tts-worker`)", WorkerSettings),
+            section("LiveKit plugin (`livekit_plugin.WorkerTTS`)", PluginSettings),
         ]
     )
 

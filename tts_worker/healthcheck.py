@@ -4,13 +4,17 @@ Asks the worker's standard gRPC health service (`grpc.health.v1.Health/Check`, t
 server) and exits 0 only when it answers SERVING; 1 when it answers anything else, does not
 answer within the timeout, or cannot be reached. Exec-form HEALTHCHECKs and Kubernetes exec
 probes run it, so it imports only the standard library and grpcio (no settings stack, no
-generated stubs) and encodes the two tiny protobuf messages by hand.
+generated stubs) and encodes the two tiny protobuf messages by hand. With TLS on
+(`TTS_WORKER_TLS_CERT_FILE`), it trusts the worker's own certificate file and expects the
+name `localhost` in it; with client certificates required, it presents that certificate.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from pathlib import Path
 
 import grpc
 
@@ -26,6 +30,19 @@ def default_address() -> str:
     # The probe runs beside the worker with the same environment; reading the one variable
     # here keeps the probe free of the worker's settings stack (pydantic), so it stays fast.
     return f"127.0.0.1:{os.environ.get('TTS_WORKER_PORT', '7001')}"
+
+
+def probe_credentials() -> grpc.ChannelCredentials | None:
+    """TLS the way the worker beside the probe speaks it, from the same environment; None
+    when the worker is plaintext."""
+    cert = os.environ.get("TTS_WORKER_TLS_CERT_FILE")
+    if not cert:
+        return None
+    chain = Path(cert).read_bytes()
+    if not os.environ.get("TTS_WORKER_TLS_CLIENT_CA_FILE"):
+        return grpc.ssl_channel_credentials(root_certificates=chain)
+    key = Path(os.environ.get("TTS_WORKER_TLS_KEY_FILE", "")).read_bytes()
+    return grpc.ssl_channel_credentials(chain, private_key=key, certificate_chain=chain)
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -64,9 +81,21 @@ def serving_status(response: bytes) -> int:
     return status
 
 
-def check(address: str, timeout: float = _TIMEOUT_SECONDS) -> tuple[bool, str]:
-    """(healthy, what was seen) for the worker at address."""
-    with grpc.insecure_channel(address) as channel:
+def _channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:
+    if credentials is None:
+        return grpc.insecure_channel(address)
+    # The probe dials an address, not a name: check the certificate for `localhost`.
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def check(
+    address: str,
+    timeout: float = _TIMEOUT_SECONDS,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> tuple[bool, str]:
+    """(healthy, what was seen) for the worker at address; over TLS with credentials."""
+    with _channel(address, credentials) as channel:
         # An empty HealthCheckRequest (service "") asks about the whole server.
         call = channel.unary_unary(_CHECK, request_serializer=None, response_deserializer=None)
         try:
@@ -79,7 +108,17 @@ def check(address: str, timeout: float = _TIMEOUT_SECONDS) -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_probe(argv, "python -m tts_worker.healthcheck [host:port]", check, default_address())
+    try:
+        credentials = probe_credentials()
+    except OSError as exc:
+        print(f"cannot read the worker's TLS files: {exc}", file=sys.stderr)
+        return 1
+    return run_probe(
+        argv,
+        "python -m tts_worker.healthcheck [host:port]",
+        functools.partial(check, credentials=credentials),
+        default_address(),
+    )
 
 
 if __name__ == "__main__":

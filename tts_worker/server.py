@@ -92,7 +92,12 @@ class Worker:
         )
         tts_pb2_grpc.add_TextToSpeechServicer_to_server(self.service, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
+        credentials = server_credentials(s)
+        bind = f"{s.host}:{s.port}"
+        if credentials is None:
+            self.port = self.server.add_insecure_port(bind)
+        else:
+            self.port = self.server.add_secure_port(bind, credentials)
         if self.port == 0:
             raise OSError(f"cannot bind gRPC to {s.host}:{s.port}")
         await self.server.start()
@@ -120,6 +125,7 @@ class Worker:
                 "address": self.address,
                 "engine": engine.name,
                 "port": self.port,
+                "tls": credentials is not None,
             },
         )
 
@@ -146,6 +152,19 @@ class Worker:
         await self._store.aclose()
         self.executor.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
+
+
+def server_credentials(settings: WorkerSettings) -> grpc.ServerCredentials | None:
+    """TLS for the gRPC port when a certificate is configured (client certificates required
+    when a client CA is); None for plaintext."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    client_ca = settings.tls_client_ca_file
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+        root_certificates=client_ca.read_bytes() if client_ca else None,
+        require_client_auth=client_ca is not None,
+    )
 
 
 async def serve(settings: WorkerSettings) -> None:

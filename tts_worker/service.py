@@ -31,6 +31,11 @@ def voice_message(spec: VoiceSpec, engine: str) -> tts_pb2.Voice:
     )
 
 
+# How long a finished stream waits for its client's half-close (see Synthesize); clients
+# that never half-close see the end of the stream this much later, nothing else.
+CLIENT_CLOSE_GRACE_SECONDS = 2.0
+
+
 class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
     """Serves one engine. Each Synthesize stream is independent of every other; their
     engine calls share the scheduler, in order of playback deadline."""
@@ -137,7 +142,16 @@ class TextToSpeechService(tts_pb2_grpc.TextToSpeechServicer):
             self.admission.release()
             utterance.close()
             self._record(utterance, outcome)
-            await cancel_and_wait(reader)
+            try:
+                if outcome in ("completed", "cancelled"):
+                    # The stats are sent: stay on the call (its slot already free) until the
+                    # client half-closes after reading them. A write of its own meanwhile (a
+                    # PAUSE while the last frames are in flight, or that half-close) must not
+                    # meet an ended call: grpc turns that into a local INTERNAL error and
+                    # drops every response the client has not read yet.
+                    await asyncio.wait([reader], timeout=CLIENT_CLOSE_GRACE_SECONDS)
+            finally:
+                await cancel_and_wait(reader)
 
     async def _read(
         self, requests: AsyncIterator[tts_pb2.SynthesizeRequest], utterance: Utterance

@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from fleet.logs import LogSettings
@@ -32,6 +32,16 @@ class WorkerSettings(LogSettings):
     """HTTP port of the worker's Prometheus /metrics; 0 disables it."""
     worker_id: str | None = None
     """Stable name of this worker in the registry; defaults to <hostname>-<port>."""
+    tls_cert_file: FilePath | None = None
+    """PEM certificate (chain) of the gRPC server; with `tls_key_file` the worker speaks TLS
+    only. Unset: plaintext, for a private network. The container probe trusts this file
+    itself and checks it for the name `localhost`: a self-signed certificate must name it,
+    a CA-issued one must come as a chain that ends in its CA."""
+    tls_key_file: FilePath | None = None
+    """PEM private key of `tls_cert_file`."""
+    tls_client_ca_file: FilePath | None = None
+    """PEM CA bundle: when set (with TLS on), every client must present a certificate it
+    signed (mutual TLS). The container probe then presents the worker's own certificate."""
 
     voices_dir: Path | None = None
     """Folder of extra Piper voices (`<name>.onnx` + `<name>.onnx.json`)."""
@@ -106,6 +116,14 @@ class WorkerSettings(LogSettings):
     """How long the entry outlives the last heartbeat."""
     drain_grace_seconds: float = Field(default=30.0, ge=0)
     """On SIGTERM, how long active utterances may run before the server stops."""
+
+    @model_validator(mode="after")
+    def _tls_files_together(self) -> WorkerSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file needs TLS on: set tls_cert_file and tls_key_file")
+        return self
 
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-{self.port}"

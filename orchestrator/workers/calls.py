@@ -1,5 +1,6 @@
 """What the orchestrator and the LiveKit plugin both need on a worker's Synthesize stream:
-writes that leave errors to the read side, and which failures another worker may retry."""
+writes that leave errors to the read side, the half-close that lets the worker end a
+finished stream, and which failures another worker may retry."""
 
 from __future__ import annotations
 
@@ -35,3 +36,12 @@ async def write(call: SynthesizeCall, message: tts_pb2.SynthesizeRequest) -> Non
     stream, and the next read reports its status."""
     with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
         await call.write(message)
+
+
+async def done_writing(call: SynthesizeCall) -> None:
+    """Half-close once the stats are read. A worker holds a finished stream open until then
+    (bounded), because grpc drops every response the client has not read yet when one of its
+    writes meets an ended call: a PAUSE written while the last frames are in flight would
+    lose them. Failing here is harmless: the stats are already in."""
+    with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
+        await call.done_writing()

@@ -1,4 +1,5 @@
-"""One long-lived gRPC channel per worker address, shared by every request."""
+"""One long-lived gRPC channel per worker address, shared by every request; TLS (and client
+certificates) when the owner passes channel credentials."""
 
 from __future__ import annotations
 
@@ -24,15 +25,22 @@ _CHANNEL_OPTIONS = [
 
 
 class WorkerChannels:
-    """Lazily opened channels keyed by address; closed together at shutdown."""
+    """Lazily opened channels keyed by address; closed together at shutdown. With
+    `credentials` (from `grpc.ssl_channel_credentials`) every channel is TLS; without, plain."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: grpc.ChannelCredentials | None = None) -> None:
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._credentials = credentials
 
     def stub(self, address: str) -> TextToSpeechAsyncStub:
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            if self._credentials is None:
+                channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            else:
+                channel = grpc.aio.secure_channel(
+                    address, self._credentials, options=_CHANNEL_OPTIONS
+                )
             self._channels[address] = channel
         return tts_pb2_grpc.TextToSpeechStub(channel)
 

@@ -23,7 +23,7 @@ import grpc
 from fleet.records import WorkerRecord
 from orchestrator import errors
 from orchestrator.errors import NoWorkerAvailable, ServiceError, Subject
-from orchestrator.workers.calls import SynthesizeCall, retryable, write
+from orchestrator.workers.calls import SynthesizeCall, done_writing, retryable, write
 from orchestrator.workers.channels import WorkerChannels
 from orchestrator.workers.registry import WorkerRegistry
 from tts_rpc.v1 import tts_pb2
@@ -72,7 +72,8 @@ class WorkerStreamError(Exception):
 
 
 class WorkerStream:
-    """One utterance: send text and controls, read frames. Not safe for concurrent readers."""
+    """One utterance: send text and controls, read frames. One reader; writers may run
+    beside it."""
 
     def __init__(
         self,
@@ -112,6 +113,10 @@ class WorkerStream:
         self.worker: WorkerRecord | None = None
         self._tried: set[str] = set()
         self._replay: list[tts_pb2.SynthesizeRequest] = []
+        # One write at a time on the call (grpc fails a second one, and with it the whole
+        # call), and a retry's config and replay before anything written after them: the
+        # reader retries while a writer may be sending.
+        self._writing = asyncio.Lock()
         self._input_ended = False
         self._got_audio = False
         self._holding: str | None = None  # worker id counted as in flight in the registry
@@ -182,6 +187,8 @@ class WorkerStream:
                 return message.frame
             self.stats = message.stats
             self._release_worker()
+            async with self._writing:
+                await done_writing(self._call)  # the worker may end the call now
             return None
 
     async def aclose(self) -> None:
@@ -193,15 +200,17 @@ class WorkerStream:
     # -- internals ----------------------------------------------------------------------
 
     async def _open(self) -> None:
-        worker = self._registry.pick(self._config.voice, frozenset(self._tried))
-        self._tried.add(worker.worker_id)
-        self.worker = worker
-        self._holding = worker.worker_id
-        self._registry.opened(worker.worker_id)
-        # Called without a request iterator: requests go through explicit call.write().
-        self._call = self._channels.stub(worker.address).Synthesize()  # type: ignore[call-arg]
-        for message in [tts_pb2.SynthesizeRequest(config=self._config), *self._replay]:
-            await self._write(message)
+        async with self._writing:
+            worker = self._registry.pick(self._config.voice, frozenset(self._tried))
+            self._tried.add(worker.worker_id)
+            self.worker = worker
+            self._holding = worker.worker_id
+            self._registry.opened(worker.worker_id)
+            # Called without a request iterator: requests go through explicit call.write().
+            stub = self._channels.stub(worker.address)
+            self._call = stub.Synthesize()  # type: ignore[call-arg]
+            for message in [tts_pb2.SynthesizeRequest(config=self._config), *self._replay]:
+                await self._write(message)
 
     async def _retry_or_raise(self, code: grpc.StatusCode, details: str) -> None:
         failed = self.worker
@@ -228,9 +237,10 @@ class WorkerStream:
             raise WorkerStreamError(code, details, self._got_audio) from None
 
     async def _send(self, message: tts_pb2.SynthesizeRequest) -> None:
-        if not self._got_audio:
-            self._replay.append(message)
-        await self._write(message)
+        async with self._writing:
+            if not self._got_audio:
+                self._replay.append(message)
+            await self._write(message)
 
     async def _control(self, command: tts_pb2.ControlCommand.ValueType) -> None:
         await self._send(tts_pb2.SynthesizeRequest(control=tts_pb2.Control(command=command)))

@@ -45,6 +45,9 @@ class FakeCall:
         self._script = list(script)
         self.written: list[tts_pb2.SynthesizeRequest] = []
         self.cancelled = False
+        self.half_closed = False
+        self.overlapped = False
+        self._writing = False
         self._finished = False
         self._cancel = asyncio.Event()
         self._cancel_written = asyncio.Event()
@@ -62,9 +65,21 @@ class FakeCall:
     async def write(self, message: tts_pb2.SynthesizeRequest) -> None:
         if self.done():
             raise grpc.aio.UsageError("write after the call finished")
+        if self._writing:
+            # grpc takes one write at a time: a second one fails, and the call with it.
+            self.overlapped = True
+            raise grpc.aio.UsageError("a write while another one is in flight")
+        self._writing = True
         self.written.append(message)
         if message.control.command == tts_pb2.CONTROL_COMMAND_CANCEL:
             self._cancel_written.set()
+        try:
+            await asyncio.sleep(0)  # a real write yields to the event loop
+        finally:
+            self._writing = False
+
+    async def done_writing(self) -> None:
+        self.half_closed = True
 
     async def read(self) -> object:
         if self.cancelled:

@@ -249,3 +249,27 @@ async def test_redis_log_is_a_bounded_stream_with_a_ttl(
         await store.append_log("events:s1", seq, "{}", max_len=2, ttl_seconds=30)
     assert await raw.xlen(f"{prefix}events:s1") == 2
     assert 29_000 < await raw.pttl(f"{prefix}events:s1") <= 30_000
+
+
+async def test_a_task_cancelled_during_a_store_call_ends(store: Store) -> None:
+    """A cancelled caller is cancelled, whenever the cancel lands in a store call: redis-py
+    may swallow a CancelledError that arrives mid-command, and a periodic refresh that went
+    on after it kept its owner's close waiting forever."""
+    await put_worker(store, record("a"), ttl_seconds=30)
+    await put_worker(store, record("b"), ttl_seconds=30)
+    stop = False
+
+    async def listing() -> None:
+        while not stop:
+            await list_workers(store)
+            await asyncio.sleep(0)  # the in-process store never yields by itself
+
+    try:
+        for trial in range(100):
+            task = asyncio.create_task(listing())
+            await asyncio.sleep((trial % 40) * 0.0001)  # land the cancel at varied points
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=5)
+            assert task in done and task.cancelled(), f"cancel {trial} was swallowed"
+    finally:
+        stop = True

@@ -56,6 +56,8 @@ class Stream:
             self.received.arrivals_ns.append(time.time_ns())
         else:
             self.received.stats = message.stats
+            # As every client: the worker holds a finished stream open until this.
+            await self.call.done_writing()
         return message
 
     async def read_all(self) -> Received:

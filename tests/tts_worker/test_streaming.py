@@ -132,3 +132,21 @@ async def test_cancel_right_after_the_stats_releases_the_slot(
             assert await stream.read_one() is not None
         stream.call.cancel()
     assert await piper_worker.busy_streams(within=10.0) == {}
+
+
+async def test_a_control_after_the_worker_finished_loses_no_frames(
+    channel: grpc.aio.Channel, piper_worker: WorkerProcess
+) -> None:
+    """A control that crosses the worker's end (a pacing client's PAUSE while the last frames
+    are in flight) costs nothing: the worker holds a finished stream open until the client
+    half-closes, so the write is accepted and every frame and the stats are still read."""
+    stream = Stream(channel)
+    await stream.send(config(utterance_id="late-pause"), text("Hello there, late reader."), END)
+    assert await stream.read_one() is not None  # started: the rest waits unread
+    # The worker has finished (its slot is free) and the client has read one frame.
+    assert await piper_worker.busy_streams(within=30) == {}
+    await stream.send(control(tts_pb2.CONTROL_COMMAND_PAUSE))
+    received = await stream.read_all()
+    assert received.stats is not None and not received.stats.cancelled
+    assert received.stats.frames == len(received.frames) > 1
+    assert await stream.call.code() == grpc.StatusCode.OK

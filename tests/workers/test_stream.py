@@ -4,6 +4,8 @@ restarted; the registry's in-flight count follows the stream."""
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 
@@ -74,9 +76,37 @@ async def test_failure_before_first_audio_moves_to_another_worker_with_the_text(
     assert kinds(b.calls[0].written) == ["config", "text", "end_of_input"]
     assert b.calls[0].written[1].text.text == "Hello there."
     assert await stream.next_frame() is not None
+    assert not b.calls[0].half_closed
     assert await stream.next_frame() is None
     assert stream.stats is not None
+    # Half-closed once the stats are in: the worker holds its end of the call until then.
+    assert b.calls[0].half_closed
     assert registry.in_flight("a") == registry.in_flight("b") == 0
+
+
+async def test_writes_during_a_retry_wait_for_the_new_calls_config() -> None:
+    """The reader moves the utterance to another worker while a writer is sending text: the
+    new call gets its config first, then every text in order, never two writes at once."""
+    registry = await registry_of(record("a", active=0), record("b", active=2))
+    a = FakeWorker([[status(grpc.StatusCode.UNAVAILABLE, "worker killed")]])
+    b = FakeWorker([[frame(), stats()]])
+    channels = FakeChannels({"a:7001": a, "b:7001": b})
+    stream = WorkerStream(registry, channels, voice=VOICE)  # type: ignore[arg-type]
+    await stream.start()
+    words = [f"word{i} " for i in range(20)]
+
+    async def write_all() -> None:
+        for word in words:
+            await stream.send_text(word)
+        await stream.end_input()
+
+    writer = asyncio.create_task(write_all())
+    assert await stream.next_frame() is not None  # the retry runs inside this read
+    await writer
+    call = b.calls[0]
+    assert not call.overlapped
+    assert kinds(call.written) == ["config", *["text"] * len(words), "end_of_input"]
+    assert "".join(m.text.text for m in call.written[1:-1]) == "".join(words)
 
 
 async def test_failure_after_first_audio_is_not_restarted() -> None:

@@ -7,9 +7,12 @@ One bidirectional Synthesize stream carries one utterance: the client sends a
 SynthesisConfig first, then text as it arrives (incremental chunks, the way an
 LLM produces it), in-band controls, and EndOfInput once the text is complete.
 The worker answers with audio frames as soon as each clause is synthesized and
-closes with one SynthesisStats message. A client that plays the audio may report
-its playout position (PlayoutPosition) so the worker schedules synthesis against
-the moment that client's playback would run dry. Errors are gRPC status codes:
+closes with one SynthesisStats message, then holds the stream open (2 s at most)
+until the client half-closes: a control written while the last frames are still
+unread never meets an ended call, which would make grpc drop those frames. A client
+that plays the audio may report its playout position (PlayoutPosition) so the worker
+schedules synthesis against the moment that client's playback would run dry.
+Errors are gRPC status codes:
 INVALID_ARGUMENT for malformed or out-of-order messages, NOT_FOUND for an
 unknown voice, RESOURCE_EXHAUSTED when the worker cannot take the stream without
 missing its own streams' deadlines (or its queue is full), UNAVAILABLE while it
