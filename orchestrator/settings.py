@@ -58,6 +58,8 @@ class OrchestratorSettings(LogSettings):
     keys). Keys must be 16+ characters."""
     rate_limit_per_minute: int = Field(default=0, ge=0)
     """Requests a minute allowed per API key (bursts up to the same number); 0 disables."""
+    web_page: bool = True
+    """Serve the browser page at GET / (and its files under /web/, open without a key)."""
     advertise_url: str | None = None
     """URL other replicas use to reach this one's public API (forwarded session calls);
     defaults to http://<host>:<port>."""

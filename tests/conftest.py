@@ -1,4 +1,5 @@
-"""Shared fixtures: real Redis, real Piper worker processes, an in-process orchestrator."""
+"""Shared fixtures: real Redis, real Piper worker processes, a real livekit-server, and
+in-process orchestrators (one without LiveKit, one joined to it)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,35 @@ async def orchestrator(piper_worker: WorkerProcess) -> AsyncIterator[Orchestrato
 @pytest.fixture(scope="session")
 async def api(orchestrator: Orchestrator) -> AsyncIterator[httpx.AsyncClient]:
     base = f"http://127.0.0.1:{orchestrator.settings.port}"
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        yield client
+
+
+def livekit_settings(livekit: LiveKitServer) -> dict[str, object]:
+    """Orchestrator settings that join the given livekit-server."""
+    return {
+        "livekit_url": livekit.url,
+        "livekit_api_key": livekit.api_key,
+        "livekit_api_secret": livekit.api_secret,
+    }
+
+
+@pytest.fixture(scope="session")
+async def session_orchestrator(
+    piper_worker: WorkerProcess, livekit_server: LiveKitServer
+) -> AsyncIterator[Orchestrator]:
+    """An orchestrator joined to the real livekit-server: sessions and the browser page."""
+    orch = Orchestrator(
+        orchestrator_settings(workers=[piper_worker.address], **livekit_settings(livekit_server))
+    )
+    await orch.start()
+    yield orch
+    await orch.stop()
+
+
+@pytest.fixture(scope="session")
+async def session_api(session_orchestrator: Orchestrator) -> AsyncIterator[httpx.AsyncClient]:
+    base = f"http://127.0.0.1:{session_orchestrator.settings.port}"
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         yield client
 
