@@ -23,14 +23,15 @@ def chromium_path() -> str:
     return path
 
 
-async def launch(playwright: Playwright, mic_wav: Path | None = None) -> Browser:
+async def launch(
+    playwright: Playwright, mic_wav: Path | None = None, *, mic_allowed: bool = True
+) -> Browser:
     """Headless Chromium whose microphone is fake: the WAV file (looped), else Chromium's own
-    beep. Permission prompts are answered yes and audio may play without a click."""
-    args = [
-        "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
-        "--autoplay-policy=no-user-gesture-required",
-    ]
+    beep. Audio may play without a click; the microphone permission is granted unless
+    `mic_allowed` is false (then the page's request is refused, as when a person says no)."""
+    args = ["--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required"]
+    if mic_allowed:
+        args.append("--use-fake-ui-for-media-stream")
     if mic_wav is not None:
         args.append(f"--use-file-for-fake-audio-capture={mic_wav}")
     return await playwright.chromium.launch(
@@ -63,9 +64,12 @@ class Console:
         return [e for e in self.errors if not (statuses and expected.search(e))]
 
 
-async def new_page(browser: Browser, base_url: str, console: Console) -> Page:
+async def new_page(
+    browser: Browser, base_url: str, console: Console, *, mic_allowed: bool = True
+) -> Page:
     context = await browser.new_context(base_url=base_url, viewport={"width": 1100, "height": 1400})
-    await context.grant_permissions(["microphone"])
+    if mic_allowed:
+        await context.grant_permissions(["microphone"])
     page = console.watch(await context.new_page())
     await page.goto("/")
     return page

@@ -1,15 +1,19 @@
-"""The page's bundle, built once from package-lock.json, and one Playwright driver."""
+"""The page's bundle, built once from package-lock.json; one Playwright driver; one Chromium
+per module; a fresh tab per test on the module's `stack` orchestrator."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
-from playwright.async_api import Playwright, async_playwright
+from playwright.async_api import Browser, Page, Playwright, async_playwright
 
+from orchestrator.cli import Orchestrator
 from orchestrator.web.page import PageOptions
 from tests.processes import ROOT
+from tests.web.browser import Console, launch, new_page
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +30,35 @@ def page_bundle() -> None:
 async def playwright(page_bundle: None) -> AsyncIterator[Playwright]:
     async with async_playwright() as driver:
         yield driver
+
+
+@pytest.fixture(scope="module")
+async def browser(playwright: Playwright, request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    """One Chromium per test module. A module feeds the fake microphone by defining a
+    `mic_wav` fixture, and refuses the microphone with `MIC_ALLOWED = False`."""
+    try:
+        mic_wav: Path | None = request.getfixturevalue("mic_wav")
+    except pytest.FixtureLookupError:
+        mic_wav = None
+    allowed = getattr(request.module, "MIC_ALLOWED", True)
+    browser = await launch(playwright, mic_wav, mic_allowed=allowed)
+    yield browser
+    await browser.close()
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+async def page(
+    browser: Browser, stack: Orchestrator, console: Console, request: pytest.FixtureRequest
+) -> AsyncIterator[Page]:
+    """A fresh tab (its own storage) on the module's `stack` orchestrator, console watched."""
+    allowed = getattr(request.module, "MIC_ALLOWED", True)
+    page = await new_page(
+        browser, f"http://127.0.0.1:{stack.settings.port}", console, mic_allowed=allowed
+    )
+    yield page
+    await page.context.close()

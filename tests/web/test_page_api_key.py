@@ -8,20 +8,20 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, Playwright, expect
+from playwright.async_api import Page, expect
 
 from orchestrator.cli import Orchestrator
 from tests.conftest import livekit_settings, orchestrator_settings
 from tests.livekit_server import LiveKitServer
 from tests.processes import WorkerProcess
-from tests.web.browser import Console, launch, new_page, wait_for_entry
+from tests.web.browser import Console, wait_for_entry
 
 FULL_KEY = "page-test-full-key-0123456789"
 SPEECH_ONLY_KEY = "page-test-speech-only-key-98765"
 
 
 @pytest.fixture(scope="module")
-async def secured(
+async def stack(
     piper_worker: WorkerProcess, livekit_server: LiveKitServer
 ) -> AsyncIterator[Orchestrator]:
     keys = {FULL_KEY: ["synthesize", "sessions"], SPEECH_ONLY_KEY: ["synthesize"]}
@@ -35,25 +35,6 @@ async def secured(
     await orch.start()
     yield orch
     await orch.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
-    browser = await launch(playwright)
-    yield browser
-    await browser.close()
-
-
-@pytest.fixture
-async def console() -> Console:
-    return Console()
-
-
-@pytest.fixture
-async def page(browser: Browser, secured: Orchestrator, console: Console) -> AsyncIterator[Page]:
-    page = await new_page(browser, f"http://127.0.0.1:{secured.settings.port}", console)
-    yield page
-    await page.context.close()
 
 
 async def use_key(page: Page, key: str) -> None:

@@ -8,26 +8,17 @@ from __future__ import annotations
 import os
 import re
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from playwright.async_api import Browser, Page, Playwright, expect
+from playwright.async_api import Page, expect
 
 from orchestrator.cli import Orchestrator
 from tests.audio_checks import parse_wav
 from tests.processes import ROOT
-from tests.web.browser import (
-    Console,
-    launch,
-    log_entries,
-    new_page,
-    tab_to,
-    wait_for_entry,
-    wait_for_level,
-)
+from tests.web.browser import Console, log_entries, tab_to, wait_for_entry, wait_for_level
 
 MIC_RATE = 48000
 USER_TEXT = "Sorry to interrupt, but I only need the address of the harbour branch."
@@ -66,26 +57,8 @@ async def mic_wav(session_api: httpx.AsyncClient, tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture(scope="module")
-async def browser(playwright: Playwright, mic_wav: Path) -> AsyncIterator[Browser]:
-    browser = await launch(playwright, mic_wav)
-    yield browser
-    await browser.close()
-
-
-@pytest.fixture
-async def console() -> Console:
-    return Console()
-
-
-@pytest.fixture
-async def page(
-    browser: Browser, session_orchestrator: Orchestrator, console: Console
-) -> AsyncIterator[Page]:
-    page = await new_page(
-        browser, f"http://127.0.0.1:{session_orchestrator.settings.port}", console
-    )
-    yield page
-    await page.context.close()
+def stack(session_orchestrator: Orchestrator) -> Orchestrator:
+    return session_orchestrator
 
 
 async def test_text_to_speech_form_plays_audio(page: Page, console: Console) -> None:

@@ -6,20 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, Playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from orchestrator.cli import Orchestrator
 from tests.conftest import livekit_settings, orchestrator_settings
 from tests.livekit_server import LiveKitServer
 from tests.processes import WorkerProcess, free_port
-from tests.web.browser import Console, launch, new_page
-
-
-@pytest.fixture(scope="module")
-async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
-    browser = await launch(playwright)
-    yield browser
-    await browser.close()
+from tests.web.browser import Console, new_page
 
 
 @pytest.fixture(scope="module")

@@ -129,6 +129,7 @@ function connected(on: boolean): void {
   ui.start.disabled = on;
   ui.stop.disabled = !on;
   ui.mic.disabled = !on;
+  if (!on) ui.mic.setAttribute("aria-pressed", "false");
   ui.sayText.disabled = !on;
   ui.saySubmit.disabled = !on;
 }
@@ -176,12 +177,10 @@ async function setMicrophone(on: boolean): Promise<void> {
   try {
     await conversation.enableMicrophone(on);
     ui.mic.setAttribute("aria-pressed", String(on));
-    ui.mic.textContent = on ? "Microphone on" : "Microphone off";
     log.add(on ? "page: microphone published" : "page: microphone muted");
   } catch (err) {
     const message = err instanceof MicrophoneError ? err.message : (err as Error).message;
     ui.mic.setAttribute("aria-pressed", "false");
-    ui.mic.textContent = "Microphone off";
     notice(`Microphone: ${message}. The agent can still speak, but it cannot hear you.`);
     log.add("page: error", message);
   }
