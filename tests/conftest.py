@@ -3,6 +3,7 @@ in-process orchestrators (one without LiveKit, one joined to it)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -78,13 +79,22 @@ def orchestrator_settings(**overrides: object) -> OrchestratorSettings:
     return OrchestratorSettings.model_validate(values)
 
 
+@contextlib.asynccontextmanager
+async def running_orchestrator(**overrides: object) -> AsyncIterator[Orchestrator]:
+    """An in-process orchestrator with the given settings, stopped on exit."""
+    orch = Orchestrator(orchestrator_settings(**overrides))
+    await orch.start()
+    try:
+        yield orch
+    finally:
+        await orch.stop()
+
+
 @pytest.fixture(scope="session")
 async def orchestrator(piper_worker: WorkerProcess) -> AsyncIterator[Orchestrator]:
     """In-process orchestrator in embedded mode, discovering the shared worker."""
-    orch = Orchestrator(orchestrator_settings(workers=[piper_worker.address]))
-    await orch.start()
-    yield orch
-    await orch.stop()
+    async with running_orchestrator(workers=[piper_worker.address]) as orch:
+        yield orch
 
 
 @pytest.fixture(scope="session")
@@ -108,12 +118,9 @@ async def session_orchestrator(
     piper_worker: WorkerProcess, livekit_server: LiveKitServer
 ) -> AsyncIterator[Orchestrator]:
     """An orchestrator joined to the real livekit-server: sessions and the browser page."""
-    orch = Orchestrator(
-        orchestrator_settings(workers=[piper_worker.address], **livekit_settings(livekit_server))
-    )
-    await orch.start()
-    yield orch
-    await orch.stop()
+    settings = livekit_settings(livekit_server)
+    async with running_orchestrator(workers=[piper_worker.address], **settings) as orch:
+        yield orch
 
 
 @pytest.fixture(scope="session")

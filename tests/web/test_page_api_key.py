@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from orchestrator.cli import Orchestrator
-from tests.conftest import livekit_settings, orchestrator_settings
+from tests.conftest import livekit_settings, running_orchestrator
 from tests.livekit_server import LiveKitServer
 from tests.processes import WorkerProcess
 from tests.web.browser import Console, wait_for_entry
@@ -25,16 +25,12 @@ async def stack(
     piper_worker: WorkerProcess, livekit_server: LiveKitServer
 ) -> AsyncIterator[Orchestrator]:
     keys = {FULL_KEY: ["synthesize", "sessions"], SPEECH_ONLY_KEY: ["synthesize"]}
-    orch = Orchestrator(
-        orchestrator_settings(
-            workers=[piper_worker.address],
-            api_keys=json.dumps(keys),
-            **livekit_settings(livekit_server),
-        )
-    )
-    await orch.start()
-    yield orch
-    await orch.stop()
+    async with running_orchestrator(
+        workers=[piper_worker.address],
+        api_keys=json.dumps(keys),
+        **livekit_settings(livekit_server),
+    ) as orch:
+        yield orch
 
 
 async def use_key(page: Page, key: str) -> None:

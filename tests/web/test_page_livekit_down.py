@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from orchestrator.cli import Orchestrator
-from tests.conftest import livekit_settings, orchestrator_settings
+from tests.conftest import livekit_settings, running_orchestrator
 from tests.livekit_server import LiveKitServer
 from tests.processes import WorkerProcess, free_port
 from tests.web.browser import Console, new_page
@@ -18,16 +18,12 @@ from tests.web.browser import Console, new_page
 @pytest.fixture(scope="module")
 async def no_livekit(piper_worker: WorkerProcess) -> AsyncIterator[Orchestrator]:
     """An orchestrator whose LiveKit URL answers nothing (a free port)."""
-    orch = Orchestrator(
-        orchestrator_settings(
-            workers=[piper_worker.address],
-            livekit_url=f"ws://127.0.0.1:{free_port()}",
-            livekit_connect_timeout_seconds=2.0,
-        )
-    )
-    await orch.start()
-    yield orch
-    await orch.stop()
+    async with running_orchestrator(
+        workers=[piper_worker.address],
+        livekit_url=f"ws://127.0.0.1:{free_port()}",
+        livekit_connect_timeout_seconds=2.0,
+    ) as orch:
+        yield orch
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +31,12 @@ async def unreachable_for_clients(
     piper_worker: WorkerProcess, livekit_server: LiveKitServer
 ) -> AsyncIterator[Orchestrator]:
     """The agent joins the real LiveKit, but hands browsers a URL where nothing listens."""
-    orch = Orchestrator(
-        orchestrator_settings(
-            workers=[piper_worker.address],
-            livekit_public_url=f"ws://127.0.0.1:{free_port()}",
-            **livekit_settings(livekit_server),
-        )
-    )
-    await orch.start()
-    yield orch
-    await orch.stop()
+    async with running_orchestrator(
+        workers=[piper_worker.address],
+        livekit_public_url=f"ws://127.0.0.1:{free_port()}",
+        **livekit_settings(livekit_server),
+    ) as orch:
+        yield orch
 
 
 async def speak_form_plays(page: Page) -> None:
