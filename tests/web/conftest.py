@@ -33,13 +33,17 @@ async def playwright(page_bundle: None) -> AsyncIterator[Playwright]:
 
 
 @pytest.fixture(scope="module")
-async def browser(playwright: Playwright, request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
-    """One Chromium per test module. A module feeds the fake microphone by defining a
-    `mic_wav` fixture, and refuses the microphone with `MIC_ALLOWED = False`."""
-    try:
-        mic_wav: Path | None = request.getfixturevalue("mic_wav")
-    except pytest.FixtureLookupError:
-        mic_wav = None
+def mic_wav() -> Path | None:
+    """What the fake microphone plays: Chromium's own beep unless a module overrides this."""
+    return None
+
+
+@pytest.fixture(scope="module")
+async def browser(
+    playwright: Playwright, mic_wav: Path | None, request: pytest.FixtureRequest
+) -> AsyncIterator[Browser]:
+    """One Chromium per test module. A module feeds the fake microphone by overriding
+    `mic_wav`, and refuses the microphone with `MIC_ALLOWED = False`."""
     allowed = getattr(request.module, "MIC_ALLOWED", True)
     browser = await launch(playwright, mic_wav, mic_allowed=allowed)
     yield browser
