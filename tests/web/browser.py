@@ -12,6 +12,7 @@ from pathlib import Path
 from playwright.async_api import Browser, ConsoleMessage, Locator, Page, Playwright, expect
 
 KEYBOARD_STEPS = 40  # Tab presses allowed to reach a control: more than the page has
+CONTROL_ROLES = ("button", "textbox", "combobox", "checkbox", "spinbutton", "meter", "link")
 
 
 def chromium_path() -> str:
@@ -116,3 +117,14 @@ async def tab_to(page: Page, target: Locator) -> None:
             return
         await page.keyboard.press("Tab")
     await expect(target).to_be_focused(timeout=1)
+
+
+async def named_controls(page: Page | Locator) -> list[Locator]:
+    """Every visible control, each checked to have an accessible name (a screen reader reads
+    it out); hidden ones have no name to check until they are shown."""
+    controls = []
+    for role in CONTROL_ROLES:
+        for control in await page.get_by_role(role).all():
+            await expect(control).to_have_accessible_name(re.compile(r"\w"))
+            controls.append(control)
+    return controls

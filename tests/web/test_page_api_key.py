@@ -14,7 +14,7 @@ from orchestrator.cli import Orchestrator
 from tests.conftest import livekit_settings, running_orchestrator
 from tests.livekit_server import LiveKitServer
 from tests.processes import WorkerProcess
-from tests.web.browser import Console, wait_for_entry
+from tests.web.browser import Console, named_controls, wait_for_entry
 
 FULL_KEY = "page-test-full-key-0123456789"
 SPEECH_ONLY_KEY = "page-test-speech-only-key-98765"
@@ -44,6 +44,7 @@ async def test_page_asks_for_a_key_and_reports_a_wrong_one(page: Page, console: 
     await expect(key_section).to_be_visible()
     await expect(key_section.get_by_role("status")).to_have_text("This server requires an API key.")
     await expect(page.get_by_role("textbox", name="API key")).to_be_focused()
+    assert len(await named_controls(key_section)) == 3  # the key, Use key, Forget key
 
     await use_key(page, "not-the-right-key-at-all")
     await expect(key_section.get_by_role("status")).to_have_text(
