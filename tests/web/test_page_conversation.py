@@ -13,10 +13,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from livekit import api, rtc
 from playwright.async_api import Page, expect
 
 from orchestrator.cli import Orchestrator
 from tests.audio_checks import parse_wav
+from tests.livekit_server import LiveKitServer
 from tests.processes import ROOT
 from tests.web.browser import (
     Console,
@@ -149,6 +151,42 @@ async def test_conversation_speaks_and_is_interrupted(page: Page, console: Conso
 
     await tab_to(page, page.get_by_role("button", name="End conversation"))
     await page.keyboard.press("Enter")
+    await expect(page.get_by_role("status").filter(has_text="Conversation ended.")).to_be_visible()
+    assert console.errors == []
+
+
+async def test_transcription_streams_in_the_room_become_captions(
+    page: Page, console: Console, livekit_server: LiveKitServer
+) -> None:
+    """What a participant streams on `lk.transcription` (as an agent sends its captions) shows
+    as the agent's caption, delta by delta."""
+    await page.get_by_role("button", name="Start conversation").click()
+    connected = page.get_by_role("status").filter(has_text="Connected to room")
+    await expect(connected).to_be_visible(timeout=30_000)
+    room_name = re.search(r"Connected to room (\S+)\.", await connected.inner_text())
+    assert room_name
+    token = (
+        api.AccessToken(livekit_server.api_key, livekit_server.api_secret)
+        .with_identity("caption-writer")
+        .with_grants(api.VideoGrants(room_join=True, room=room_name.group(1)))
+        .to_jwt()
+    )
+    caption = page.get_by_role("definition", name="Agent")
+    room = rtc.Room()
+    await room.connect(livekit_server.url, token)
+    try:
+        writer = await room.local_participant.stream_text(
+            topic="lk.transcription",
+            attributes={"lk.segment_id": "segment-1", "lk.transcription_final": "false"},
+        )
+        await writer.write("Captions arrive ")
+        await expect(caption).to_have_text("Captions arrive", timeout=15_000)
+        await writer.write("as the agent speaks.")
+        await writer.aclose()
+        await expect(caption).to_have_text("Captions arrive as the agent speaks.")
+    finally:
+        await room.disconnect()
+    await page.get_by_role("button", name="End conversation").click()
     await expect(page.get_by_role("status").filter(has_text="Conversation ended.")).to_be_visible()
     assert console.errors == []
 
