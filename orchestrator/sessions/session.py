@@ -3,7 +3,8 @@
 The agent publishes one 48 kHz track and listens to every other participant. Utterances
 are `SpeechHandle`s, spoken one at a time. On a listener's speech onset the current handle
 is paused at once; the BargeInController then turns the pause into a resume (a short sound,
-then silence) or a cancel (real speech). Every step is an event (`events.EventLog`).
+then silence) or a cancel (real speech). Every step is an event (`events.EventLog`); what the
+listener has heard is also captioned in the room (`captions`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from orchestrator.sessions.bargein import (
     BargeInSettings,
     VadUpdate,
 )
+from orchestrator.sessions.captions import stream_captions
 from orchestrator.sessions.events import EventKind, EventLog
 from orchestrator.sessions.listening import Listener, track_frames
 from orchestrator.sessions.playout import AgentSource
@@ -237,6 +239,8 @@ class VoiceSession:
             options=self.options.stream,
         )
         self._current = handle
+        captions = stream_captions(self._room.local_participant, handle, self._publication.sid)
+        self._tasks.spawn(captions, "captions")
         try:
             await handle.play(
                 stream,

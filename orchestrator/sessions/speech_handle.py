@@ -188,6 +188,18 @@ class SpeechHandle:
         self.state = UtteranceState.CANCELLED
         return self._playout.stop()
 
+    @property
+    def over(self) -> bool:
+        return self.state in OVER
+
+    def heard_text(self) -> str:
+        """The text the listener has heard so far: all of it once the utterance finished."""
+        if self.state is UtteranceState.FINISHED:
+            return self.audio.text.strip()
+        if self._playout is None:
+            return ""
+        return self.audio.text_heard(self._playout.heard_samples)
+
     def heard(self, samples: int) -> dict[str, object]:
         """The position and text the listener heard, as event data."""
         return {

@@ -43,6 +43,19 @@ class Recording:
         return total
 
 
+@dataclass
+class Caption:
+    """One `lk.transcription` segment as it arrived: each delta with its perf_counter."""
+
+    attributes: dict[str, str]
+    deltas: list[tuple[float, str]] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def text(self) -> str:
+        return "".join(delta for _, delta in self.deltas)
+
+
 class Listener:
     """The user side of a session."""
 
@@ -53,12 +66,14 @@ class Listener:
         self._tasks: list[asyncio.Task[None]] = []
         self._speech: asyncio.Queue[npt.NDArray[np.int16]] = asyncio.Queue()
         self.subscribed = asyncio.Event()
+        self.captions: list[Caption] = []  # the agent's, in the order they started
         # perf_counter at which the last talk() starts leaving the microphone source: the
         # moment it is pushed plus what is queued ahead of it in the source.
         self.speech_onset_at: float | None = None
 
     async def join(self, url: str, token: str) -> None:
         self.room.on("track_subscribed", self._on_track)
+        self.room.register_text_stream_handler("lk.transcription", self._on_caption)
         await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
         track = rtc.LocalAudioTrack.create_audio_track("mic", self.source)
         await self.room.local_participant.publish_track(
@@ -71,6 +86,16 @@ class Listener:
     ) -> None:
         if track.kind == rtc.TrackKind.KIND_AUDIO:
             self._tasks.append(asyncio.create_task(self._record(track), name="listener-rec"))
+
+    def _on_caption(self, reader: rtc.TextStreamReader, participant_identity: str) -> None:
+        caption = Caption(dict(reader.info.attributes))
+        self.captions.append(caption)
+        self._tasks.append(asyncio.create_task(self._read_caption(reader, caption)))
+
+    async def _read_caption(self, reader: rtc.TextStreamReader, caption: Caption) -> None:
+        async for delta in reader:
+            caption.deltas.append((time.perf_counter(), delta))
+        caption.closed.set()
 
     async def _record(self, track: rtc.Track) -> None:
         stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)

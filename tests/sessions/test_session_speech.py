@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
+from fleet.aio import poll_until
 from tests.audio_checks import Pcm, transcribe, word_error_rate
 from tests.sessions.events import EventLog
 from tests.sessions.listener import RATE, Listener
@@ -51,6 +53,29 @@ async def test_listener_hears_a_long_utterance(
     heard = transcribe(Pcm(joined.listener.recording.pcm(), RATE))
     assert word_error_rate(LONG_TEXT, heard) <= 0.2, heard
     assert finished["position_seconds"] > 5.0
+
+
+async def test_captions_follow_the_voice(session_api: httpx.AsyncClient, joined: Joined) -> None:
+    """The agent captions each utterance on `lk.transcription` in the room: one segment,
+    named by the utterance, delivered piece by piece while the audio plays (not all at once
+    when the text arrives), and the whole text once it has finished."""
+    response = await session_api.post(
+        f"/sessions/{joined.session_id}/say", json={"text": LONG_TEXT}
+    )
+    utterance_id = response.json()["utterance_id"]
+    finished = await joined.events.wait("finished", within=60, utterance_id=utterance_id)
+    received = await poll_until(lambda: bool(joined.listener.captions), timeout_seconds=10)
+    assert received, "no caption segment arrived"
+    caption = joined.listener.captions[0]
+    await asyncio.wait_for(caption.closed.wait(), 10)
+    assert len(joined.listener.captions) == 1
+    assert caption.attributes["lk.segment_id"] == utterance_id
+    assert caption.text == LONG_TEXT
+    # Paced by the samples played: the deltas span most of the utterance's duration.
+    span = caption.deltas[-1][0] - caption.deltas[0][0]
+    assert len(caption.deltas) >= 5 and span > 0.6 * float(finished["position_seconds"])
+    for _, delta in caption.deltas[:-1]:
+        assert len(delta) < len(LONG_TEXT) / 2, caption.deltas
 
 
 async def test_streamed_text_is_spoken_as_it_arrives(

@@ -1,6 +1,7 @@
 """The page in real Chromium against the whole stack (Piper, livekit-server, Silero): the
 text-to-speech form plays audio; a conversation speaks typed text, meters the agent and the
-microphone, and the fake microphone's speech over the agent interrupts and then cancels it.
+microphone, captions the agent, and the fake microphone's speech over the agent interrupts
+and then cancels it.
 Everything is driven from the keyboard and found by role and name."""
 
 from __future__ import annotations
@@ -94,8 +95,9 @@ async def test_text_to_speech_form_plays_audio(page: Page, console: Console) -> 
 
 async def test_conversation_speaks_and_is_interrupted(page: Page, console: Console) -> None:
     """Start conversation joins the room and publishes the fake microphone; a typed sentence
-    is spoken (the agent meter moves; speech_started then finished); speech from the
-    microphone over a long sentence interrupts it at a heard position, then cancels it."""
+    is spoken (the agent meter moves; speech_started then finished; the caption shows it);
+    speech from the microphone over a long sentence interrupts it at a heard position, then
+    cancels it, and the caption ends part-way."""
     log = log_entries(page)
     await tab_to(page, page.get_by_role("button", name="Start conversation"))
     await page.keyboard.press("Enter")
@@ -118,6 +120,8 @@ async def test_conversation_speaks_and_is_interrupted(page: Page, console: Conso
     agent_level = await wait_for_level(page.get_by_label("Agent level"), LEVEL, within=30)
     assert agent_level > LEVEL
     finished = await wait_for_entry(page, "finished", after=started, within=30)
+    caption = page.get_by_role("definition", name="Agent")
+    await expect(caption).to_have_text(SHORT_TEXT)  # the agent's captions, from the room
     interrupted_early = [
         e for e in (await log.all_inner_texts())[started:finished] if "interrupted" in e
     ]
@@ -134,6 +138,9 @@ async def test_conversation_speaks_and_is_interrupted(page: Page, console: Conso
     assert heard, entries[interrupted]
     assert float(heard.group(1)) > 0.0 and LONG_TEXT.startswith(heard.group(2).split()[0])
     assert "heard" in entries[cancelled]
+    # The caption stops where the voice did: part of the long sentence, not all of it.
+    shown = await caption.inner_text()
+    assert shown and LONG_TEXT.startswith(shown) and len(shown) < len(LONG_TEXT), shown
     assert not any(e.split(" — ")[0].endswith(" finished") for e in entries[started:cancelled])
 
     figures = page.get_by_role("table", name="Barge-in figures")
