@@ -120,7 +120,7 @@ async def test_conversation_speaks_and_is_interrupted(page: Page, console: Conso
     agent_level = await wait_for_level(page.get_by_label("Agent level"), LEVEL, within=30)
     assert agent_level > LEVEL
     finished = await wait_for_entry(page, "finished", after=started, within=30)
-    caption = page.get_by_role("definition", name="Agent")
+    caption = page.get_by_label("Agent", exact=True)
     await expect(caption).to_have_text(SHORT_TEXT)  # the agent's captions, from the room
     interrupted_early = [
         e for e in (await log.all_inner_texts())[started:finished] if "interrupted" in e
@@ -178,7 +178,7 @@ async def test_transcription_streams_in_the_room_become_captions(
         .with_grants(api.VideoGrants(room_join=True, room=room_name.group(1)))
         .to_jwt()
     )
-    caption = page.get_by_role("definition", name="Agent")
+    caption = page.get_by_label("Agent", exact=True)
     room = rtc.Room()
     await room.connect(livekit_server.url, token)
     try:
