@@ -22,6 +22,8 @@ async def stack() -> AsyncIterator[Orchestrator]:
 
 
 async def test_no_worker_is_explained(page: Page, console: Console) -> None:
+    """An empty voice list is explained at once; Speak answers 503 and says no worker is
+    available, and the form stays usable."""
     await expect(page.get_by_role("alert")).to_have_text(
         "No TTS worker is registered yet: speech will fail until one is.", timeout=30_000
     )
