@@ -12,9 +12,9 @@ STAMP := $(VENV)/.synced
 .PHONY: help setup run test lint format proto bench clean
 
 help:
-	@echo "make run    start the orchestrator (127.0.0.1:8080, ops 8081) and one Piper worker (7001)"
+	@echo "make run    build the page, start LiveKit (dev, 7880), one Piper worker (7001) and the orchestrator: open http://127.0.0.1:8080/"
 	@echo "make test   set up and run the whole test suite"
-	@echo "make lint   ruff, mypy and the layout check (scripts/check_layout.py)"
+	@echo "make lint   ruff, mypy, the layout check (scripts/check_layout.py) and tsc on the page"
 	@echo "make proto  regenerate the gRPC stubs from proto/"
 	@echo "make bench  run the benchmarks, write bench/results/<timestamp>.json"
 
@@ -40,6 +40,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m scripts.check_layout
+	scripts/build_web.sh --check
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -28,6 +28,7 @@ from orchestrator.sessions.transcriber import TranscriberOptions
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.synthesis.api_router import router as synthesis_router
 from orchestrator.synthesis.serving import SynthesisOptions, SynthesisService
+from orchestrator.web.page import PageOptions, mount_page
 from orchestrator.workers.channels import WorkerChannels
 from orchestrator.workers.registry import WorkerRegistry
 from orchestrator.workers.stream import StreamOptions
@@ -197,6 +198,7 @@ def create_public_app(services: Services) -> FastAPI:
     app.state.sessions = services.sessions
     app.include_router(synthesis_router)
     app.include_router(sessions_router)
+    mount_page(app, PageOptions(enabled=services.settings.web_page))
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     settings = services.settings

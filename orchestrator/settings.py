@@ -73,6 +73,8 @@ class OrchestratorSettings(LogSettings):
     rate_limit_scopes: dict[str, int] = Field(default_factory=dict)
     """Limits of particular scopes, overriding rate_limit_per_minute there, e.g.
     {"sessions": 60}; 0 disables the limit of that scope."""
+    web_page: bool = True
+    """Serve the browser page at GET / (and its files under /web/, open without a key)."""
     advertise_url: str | None = None
     """URL other replicas use to reach this one's public API (forwarded session calls);
     defaults to http://<host>:<port>."""

@@ -37,6 +37,7 @@ LAYERS = {
     "orchestrator.http": 2,
     "orchestrator.synthesis": 3,
     "orchestrator.sessions": 3,
+    "orchestrator.web": 3,
     "orchestrator.settings": 4,
     "orchestrator.app": 5,
     "orchestrator.cli": 6,

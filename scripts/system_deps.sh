@@ -19,6 +19,12 @@ command -v caddy >/dev/null 2>&1 || need+=(caddy)
 command -v faad >/dev/null 2>&1 || need+=(faad)
 # Listening tests and the barge-in benchmark: the listener speaks in espeak-ng's voices.
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+# The browser page: Node.js and npm build its bundle (from orchestrator/web/package-lock.json);
+# its tests drive Debian's Chromium with Playwright, with a font to render the screenshot.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -1,7 +1,9 @@
-"""Shared fixtures: real Redis, real Piper worker processes, an in-process orchestrator."""
+"""Shared fixtures: real Redis, real Piper worker processes, a real livekit-server, and
+in-process orchestrators (one without LiveKit, one joined to it)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -88,18 +90,55 @@ def orchestrator_settings(**overrides: object) -> OrchestratorSettings:
     return OrchestratorSettings.model_validate(values)
 
 
+@contextlib.asynccontextmanager
+async def running_orchestrator(**overrides: object) -> AsyncIterator[Orchestrator]:
+    """An in-process orchestrator with the given settings, stopped on exit."""
+    orch = Orchestrator(orchestrator_settings(**overrides))
+    await orch.start()
+    try:
+        yield orch
+    finally:
+        await orch.stop()
+
+
 @pytest.fixture(scope="session")
 async def orchestrator(piper_worker: WorkerProcess) -> AsyncIterator[Orchestrator]:
     """In-process orchestrator in embedded mode, discovering the shared worker."""
-    orch = Orchestrator(orchestrator_settings(workers=[piper_worker.address]))
-    await orch.start()
-    yield orch
-    await orch.stop()
+    async with running_orchestrator(workers=[piper_worker.address]) as orch:
+        yield orch
 
 
 @pytest.fixture(scope="session")
 async def api(orchestrator: Orchestrator) -> AsyncIterator[httpx.AsyncClient]:
     base = f"http://127.0.0.1:{orchestrator.settings.port}"
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        yield client
+
+
+def livekit_settings(livekit: LiveKitServer) -> dict[str, object]:
+    """Orchestrator settings that join the given livekit-server."""
+    return {
+        "livekit_url": livekit.url,
+        "livekit_api_key": livekit.api_key,
+        "livekit_api_secret": livekit.api_secret,
+    }
+
+
+@pytest.fixture(scope="session")
+async def session_orchestrator(
+    piper_worker: WorkerProcess, livekit_server: LiveKitServer
+) -> AsyncIterator[Orchestrator]:
+    """An orchestrator joined to the real livekit-server: sessions and the browser page."""
+    settings = livekit_settings(livekit_server)
+    async with running_orchestrator(
+        workers=[piper_worker.address], events_keepalive_seconds=0.5, **settings
+    ) as orch:
+        yield orch
+
+
+@pytest.fixture(scope="session")
+async def session_api(session_orchestrator: Orchestrator) -> AsyncIterator[httpx.AsyncClient]:
+    base = f"http://127.0.0.1:{session_orchestrator.settings.port}"
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         yield client
 

@@ -24,8 +24,10 @@ from orchestrator.http.errors import render
 from orchestrator.http.rate_limit import RateLimiter
 
 SCOPES = ("synthesize", "sessions")
-# Documentation stays readable without a key: it holds no secrets.
-OPEN_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# Documentation and the browser page (GET / and its files under /web/) stay readable
+# without a key: they hold no secrets, and the page asks for a key for every call it makes.
+OPEN_PATHS = frozenset({"/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+OPEN_PREFIXES = ("/web/",)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class AuthMiddleware:
         return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or not self.keys or _is_open(scope["path"]):
             await self.app(scope, receive, send)
             return
         refusal = await self._check(scope)
@@ -113,6 +115,10 @@ class AuthMiddleware:
                 )
                 return error, None
         return None
+
+
+def _is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 def _unauthorized(message: str) -> tuple[ServiceError, dict[str, str]]:

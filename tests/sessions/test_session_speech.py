@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from fleet.aio import poll_until
 from tests.audio_checks import Pcm, parse_wav, transcribe, word_error_rate
 from tests.sessions.events import EventLog
-from tests.sessions.listener import RATE, Listener
+from tests.sessions.listener import RATE, Listener, TextStream
 
 LONG_TEXT = (
     "Welcome to the support line. Your parcel left our warehouse this morning, "
@@ -51,6 +52,35 @@ async def test_listener_hears_a_long_utterance(
     heard = transcribe(Pcm(joined.listener.recording.pcm(), RATE))
     assert word_error_rate(LONG_TEXT, heard) <= 0.2, heard
     assert finished["position_seconds"] > 5.0
+
+
+async def test_captions_follow_the_voice(session_api: httpx.AsyncClient, joined: Joined) -> None:
+    """The agent captions each utterance on `lk.transcription` in the room: one segment,
+    named by the utterance (`SG_<utterance id>`), delivered piece by piece while the audio
+    plays (not all at once when the text arrives), and the whole text once it has finished."""
+    response = await session_api.post(
+        f"/sessions/{joined.session_id}/say", json={"text": LONG_TEXT}
+    )
+    utterance_id = response.json()["utterance_id"]
+    finished = await joined.events.wait("finished", within=60, utterance_id=utterance_id)
+
+    def caption() -> TextStream | None:
+        streams = [
+            stream
+            for stream in joined.listener.transcriptions
+            if stream.attributes.get("lk.segment_id") == f"SG_{utterance_id}"
+        ]
+        assert len(streams) <= 1, streams
+        return streams[0] if streams and streams[0].complete else None
+
+    assert await poll_until(lambda: caption() is not None, timeout_seconds=10), "no caption"
+    stream = caption()
+    assert stream is not None and stream.text == LONG_TEXT
+    # Paced by the samples played: the pieces span most of the utterance's duration.
+    span = stream.chunks[-1][1] - stream.chunks[0][1]
+    assert len(stream.chunks) >= 5 and span > 0.6 * float(finished["position_seconds"])
+    for delta, _ in stream.chunks[:-1]:
+        assert len(delta) < len(LONG_TEXT) / 2, stream.chunks
 
 
 async def test_streamed_text_is_spoken_as_it_arrives(
