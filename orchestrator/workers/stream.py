@@ -114,15 +114,13 @@ class WorkerStream:
         self._tried: set[str] = set()
         self._replay: list[tts_pb2.SynthesizeRequest] = []
         # One write at a time on the call (grpc fails a second one, and with it the whole
-        # call), and a retry's config and replay before anything written after them: the
-        # reader retries while a writer may be sending.
+        # call; text, controls and playout reports come from different tasks), and a retry's
+        # config and replay before anything written after them: the reader retries while a
+        # writer may be sending.
         self._writing = asyncio.Lock()
         self._input_ended = False
         self._got_audio = False
         self._holding: str | None = None  # worker id counted as in flight in the registry
-        # One write at a time: grpc-core takes one outstanding message per call, and text,
-        # controls and playout reports come from different tasks.
-        self._writing = asyncio.Lock()
         self.stats: tts_pb2.SynthesisStats | None = None
 
     @property
@@ -154,7 +152,8 @@ class WorkerStream:
         if not self._got_audio:
             return  # nothing is played before the first frame (and a retry needs no replay)
         position = tts_pb2.PlayoutPosition(played_seconds=played_seconds)
-        await self._write(tts_pb2.SynthesizeRequest(playout=position))
+        async with self._writing:
+            await self._write(tts_pb2.SynthesizeRequest(playout=position))
 
     async def next_frame(self) -> tts_pb2.AudioFrame | None:
         """The next frame, or None when the utterance has ended (stats are then set)."""
@@ -246,10 +245,10 @@ class WorkerStream:
         await self._send(tts_pb2.SynthesizeRequest(control=tts_pb2.Control(command=command)))
 
     async def _write(self, message: tts_pb2.SynthesizeRequest) -> None:
-        async with self._writing:
-            if self._call is None or self._call.done():
-                return
-            await write(self._call, message)  # a failed write: the read side decides on a retry
+        """Write one message; the caller holds `_writing` (grpc takes one write at a time)."""
+        if self._call is None or self._call.done():
+            return
+        await write(self._call, message)  # a failed write: the read side decides on a retry
 
     def _release_worker(self) -> None:
         if self._holding is not None:

@@ -97,7 +97,7 @@ async def test_conversation_speaks_and_is_interrupted(page: Page, console: Conso
     """Start conversation joins the room and publishes the fake microphone; a typed sentence
     is spoken (the agent meter moves; speech_started then finished; the caption shows it);
     speech from the microphone over a long sentence interrupts it at a heard position, then
-    cancels it, and the caption ends part-way."""
+    cancels it, the caption ends part-way, and the user's caption shows their words."""
     log = log_entries(page)
     await tab_to(page, page.get_by_role("button", name="Start conversation"))
     await page.keyboard.press("Enter")
@@ -141,6 +141,9 @@ async def test_conversation_speaks_and_is_interrupted(page: Page, console: Conso
     # The caption stops where the voice did: part of the long sentence, not all of it.
     shown = await caption.inner_text()
     assert shown and LONG_TEXT.startswith(shown) and len(shown) < len(LONG_TEXT), shown
+    # The session transcribes the microphone: the user's caption shows what they said.
+    you = page.get_by_label("You", exact=True)
+    await expect(you).to_contain_text(re.compile("address|harbou?r|branch", re.I))
     assert not any(e.split(" — ")[0].endswith(" finished") for e in entries[started:cancelled])
 
     figures = page.get_by_role("table", name="Barge-in figures")
