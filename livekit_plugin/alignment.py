@@ -6,7 +6,7 @@ utterance's audio clock. livekit-agents wants `TimedString`s on its audio frames
 concatenation is the transcript, each timed like the speech it holds: so each piece here
 runs from the end of the previous one to the end of a timed span (the spaces and
 punctuation before a word travel with it), and whatever follows the last timed span comes
-untimed at the end. AgentSession's transcript synchronizer then paces captions by these
+at the end of the audio. AgentSession's transcript synchronizer then paces captions by these
 times and, on an interruption, cuts the saved transcript at the playback position.
 """
 
@@ -52,10 +52,13 @@ class TranscriptAligner:
             self._cursor = end
         return pieces
 
-    def rest(self) -> list[TimedString]:
-        """What no timing covered, once the utterance is over: the transcript stays whole."""
+    def rest(self, end_seconds: float) -> list[TimedString]:
+        """What no timing covered, once the utterance is over, timed at the end of its audio
+        (end_seconds): the transcript stays whole and every piece has a time."""
         if self._cursor >= len(self._text):
             return []
-        piece = TimedString(self._text[self._cursor :])
+        piece = TimedString(
+            self._text[self._cursor :], start_time=end_seconds, end_time=end_seconds
+        )
         self._cursor = len(self._text)
         return [piece]

@@ -126,13 +126,15 @@ class PluginUtterance:
         """Every frame into the emitter, each after the timed text that starts in it; at the
         end the timings known only then and the untimed rest, so the transcript is whole.
         Raises the livekit-agents error of a failed stream."""
+        audio_seconds = 0.0
         async for frame in self._frames_out():
             emitter.push_timed_transcript(self.aligner.timed(frame.timings))
             emitter.push(frame.audio)
+            audio_seconds += frame.duration_seconds
             await self._pacer.after(self, frame.duration_seconds)
         stats = self._stream.stats
         late = self.aligner.timed(stats.timings) if stats is not None else []
-        emitter.push_timed_transcript(late + self.aligner.rest())
+        emitter.push_timed_transcript(late + self.aligner.rest(audio_seconds))
 
     def close(self) -> None:
         """Release the stream in the background: at once if the worker already ended it,
