@@ -18,6 +18,8 @@ from orchestrator.settings import OrchestratorSettings
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_SECONDS = 30.0
+KEEP_ALIVE_SECONDS = 75
+"""Idle HTTP keep-alive on both servers (nginx's default)."""
 
 
 class _Server(uvicorn.Server):
@@ -38,6 +40,10 @@ def _server(app: FastAPI, host: str, port: int, graceful_seconds: int | None) ->
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,
+        # Longer than the idle expiry of client pools and proxies (httpx: 5 s, as uvicorn's
+        # default): the client closes an idle connection first, instead of sending a request
+        # on one the server closes in the same instant (the client reads a reset).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return _Server(config)
 

@@ -40,6 +40,7 @@ from orchestrator.sessions.bargein import (
 )
 from orchestrator.sessions.captions import AgentCaptions
 from orchestrator.sessions.events import EventKind, EventLog
+from orchestrator.sessions.joining import join_room
 from orchestrator.sessions.listening import Listener, track_frames
 from orchestrator.sessions.playout import AgentSource
 from orchestrator.sessions.recognizer import Recognizer
@@ -170,10 +171,11 @@ class VoiceSession:
             livekit.api_key, livekit.api_secret, room=self.room_name, identity=self.identity
         )
         try:
-            await asyncio.wait_for(
-                self._room.connect(
-                    livekit.url, token, rtc.RoomOptions(auto_subscribe=True, dynacast=False)
-                ),
+            await join_room(
+                self._room,
+                livekit.url,
+                token,
+                rtc.RoomOptions(auto_subscribe=True, dynacast=False),
                 livekit.connect_timeout_seconds,
             )
             track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self._source.rtc)

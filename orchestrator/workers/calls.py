@@ -28,7 +28,18 @@ _LOCAL_CORE_ERROR = "Internal error from Core"
 
 def retryable(code: grpc.StatusCode, details: str) -> bool:
     """Whether a failure before the first audio may move to another worker."""
-    return code in _RETRYABLE or (code == grpc.StatusCode.INTERNAL and details == _LOCAL_CORE_ERROR)
+    return code in _RETRYABLE or _local_core_error(code, details)
+
+
+def at_capacity(code: grpc.StatusCode, details: str) -> bool:
+    """Whether the worker refused the stream for its load (the same worker may take it a
+    moment later). grpc-core's local error counts: a refusal at admission is what ends a
+    stream while its client still writes the first text."""
+    return code == grpc.StatusCode.RESOURCE_EXHAUSTED or _local_core_error(code, details)
+
+
+def _local_core_error(code: grpc.StatusCode, details: str) -> bool:
+    return code == grpc.StatusCode.INTERNAL and details == _LOCAL_CORE_ERROR
 
 
 async def write(call: SynthesizeCall, message: tts_pb2.SynthesizeRequest) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -23,12 +24,21 @@ import grpc
 from fleet.records import WorkerRecord
 from orchestrator import errors
 from orchestrator.errors import NoWorkerAvailable, ServiceError, Subject
-from orchestrator.workers.calls import SynthesizeCall, done_writing, retryable, write
+from orchestrator.workers.calls import (
+    SynthesizeCall,
+    at_capacity,
+    done_writing,
+    retryable,
+    write,
+)
 from orchestrator.workers.channels import WorkerChannels
 from orchestrator.workers.registry import WorkerRegistry
 from tts_rpc.v1 import tts_pb2
 
 log = logging.getLogger(__name__)
+
+CAPACITY_BACKOFF_SECONDS = 0.1
+MAX_CAPACITY_BACKOFF_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,12 +49,18 @@ class StreamOptions:
     """How long to wait for a worker's first frame before trying another worker."""
     max_attempts: int = 3
     """Workers tried for one utterance before its first audio."""
+    capacity_wait_seconds: float = 5.0
+    """How long an utterance that every worker refused for capacity keeps asking (backing
+    off) before it fails: a worker refuses a stream it could not keep fed right now, which
+    one that ends a moment later changes."""
 
     def __post_init__(self) -> None:
         if self.first_audio_timeout_seconds <= 0:
             raise ValueError("first_audio_timeout_seconds must be positive")
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if self.capacity_wait_seconds < 0:
+            raise ValueError("capacity_wait_seconds must not be negative")
 
 
 class WorkerStreamError(Exception):
@@ -62,7 +78,11 @@ class WorkerStreamError(Exception):
         what = f"{self.code.name}: {self.details}"
         if self.code == grpc.StatusCode.NOT_FOUND:
             return errors.voice_refused(self.details)
-        if self.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
+        if self.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN) and not (
+            # grpc-core's own error for a write that met a worker's early end (a refusal at
+            # admission, most often): the worker's status is lost, and none failed on the text.
+            retryable(self.code, self.details) and not self.after_audio
+        ):
             return errors.synthesis_failed(what)
         if self.code == grpc.StatusCode.INVALID_ARGUMENT:
             # The worker names the field first ("speed 2: the cosyvoice engine has no...").
@@ -109,6 +129,9 @@ class WorkerStream:
         )
         self._first_audio_timeout = options.first_audio_timeout_seconds
         self._max_attempts = options.max_attempts
+        self._capacity_wait = options.capacity_wait_seconds
+        self._created = time.monotonic()
+        self._backoff = CAPACITY_BACKOFF_SECONDS
         self._call: SynthesizeCall | None = None
         self.worker: WorkerRecord | None = None
         self._tried: set[str] = set()
@@ -216,24 +239,30 @@ class WorkerStream:
         if self._call is not None and not self._call.done():
             self._call.cancel()
         self._release_worker()
-        if (
-            self._got_audio
-            or not retryable(code, details)
-            or len(self._tried) >= self._max_attempts
-        ):
+        if self._got_audio or not retryable(code, details):
             raise WorkerStreamError(code, details, self._got_audio)
         log.warning(
-            "worker failed before first audio; retrying on another",
+            "worker failed before first audio; retrying",
             extra={
                 "utterance_id": self.utterance_id,
                 "code": code.name,
                 "worker_id": failed.worker_id if failed else None,
             },
         )
-        try:
-            await self._open()
-        except NoWorkerAvailable:
-            raise WorkerStreamError(code, details, self._got_audio) from None
+        while True:
+            try:
+                if len(self._tried) >= self._max_attempts:
+                    raise errors.no_worker("every worker tried")
+                await self._open()
+                return
+            except NoWorkerAvailable:
+                # Every worker was tried. Refusals for capacity pass: ask them all again.
+                waited = time.monotonic() - self._created
+                if not at_capacity(code, details) or waited + self._backoff > self._capacity_wait:
+                    raise WorkerStreamError(code, details, self._got_audio) from None
+                await asyncio.sleep(self._backoff)
+                self._backoff = min(2 * self._backoff, MAX_CAPACITY_BACKOFF_SECONDS)
+                self._tried.clear()
 
     async def _send(self, message: tts_pb2.SynthesizeRequest) -> None:
         async with self._writing:

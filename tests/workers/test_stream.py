@@ -12,6 +12,7 @@ import pytest
 from fleet.memory_store import MemoryStore
 from fleet.records import VoiceInfo, WorkerRecord
 from fleet.workers import put_worker
+from orchestrator import errors
 from orchestrator.workers.channels import WorkerChannels
 from orchestrator.workers.registry import WorkerRegistry
 from orchestrator.workers.stream import StreamOptions, WorkerStream, WorkerStreamError
@@ -207,3 +208,45 @@ async def test_playout_reports_go_in_band_after_the_first_audio_and_are_never_re
     assert written[3].playout.played_seconds == pytest.approx(0.02)
     while await stream.next_frame() is not None:
         pass
+
+
+AT_CAPACITY = [status(grpc.StatusCode.RESOURCE_EXHAUSTED, "worker at capacity")]
+
+
+async def test_a_stream_every_worker_refused_for_capacity_asks_again_until_one_takes_it() -> None:
+    """A worker refuses what it could not keep fed now; the only worker frees up a moment
+    later, and the utterance (its text replayed) is placed there instead of failing."""
+    registry = await registry_of(record("a", active=0))
+    a = FakeWorker([AT_CAPACITY, AT_CAPACITY, [frame(), stats()]])
+    stream = await open_stream(registry, FakeChannels({"a:7001": a}), capacity_wait_seconds=5)
+
+    assert await stream.next_frame() is not None
+    assert len(a.calls) == 3
+    assert kinds(a.calls[2].written) == ["config", "text", "end_of_input"]
+
+
+async def test_asking_again_for_capacity_is_bounded() -> None:
+    registry = await registry_of(record("a", active=0))
+    a = FakeWorker([AT_CAPACITY] * 20)
+    stream = await open_stream(registry, FakeChannels({"a:7001": a}), capacity_wait_seconds=0.5)
+
+    with pytest.raises(WorkerStreamError) as caught:
+        await stream.next_frame()
+    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert 1 < len(a.calls) < 20
+    refused = caught.value.as_service_error()
+    assert refused.code is errors.WORKER_UNAVAILABLE and refused.retry_after_seconds == 1
+
+
+async def test_grpc_cores_local_error_before_audio_is_a_refusal_not_a_synthesis_failure() -> None:
+    """A worker's refusal that ends the call while the first text is still being written
+    reaches the client as grpc-core's own INTERNAL error: the worker is unavailable (503),
+    it did not fail on the text (502)."""
+    registry = await registry_of(record("a", active=0))
+    lost = [status(grpc.StatusCode.INTERNAL, "Internal error from Core")]
+    a = FakeWorker([lost, lost])
+    stream = await open_stream(registry, FakeChannels({"a:7001": a}), capacity_wait_seconds=0)
+
+    with pytest.raises(WorkerStreamError) as caught:
+        await stream.next_frame()
+    assert caught.value.as_service_error().code is errors.WORKER_UNAVAILABLE
