@@ -103,11 +103,16 @@ class UtteranceAudio:
         while clause_last + 1 < len(self._spans) and self._spans[clause_last + 1] == (start, end):
             clause_last += 1
         clause_begin = self._span_starts[clause_first]
-        clause_end = (
+        clause_end: float = (
             self._span_starts[clause_last + 1]
             if clause_last + 1 < len(self._spans)
             else self.samples
         )
+        if clause_last + 1 == len(self._spans) and not self.complete and start > 0:
+            # The clause's audio is still arriving, so its length is not known yet: estimated
+            # at the rate of the clauses before it, or a caption would show the whole clause
+            # while its first samples play.
+            clause_end = max(clause_end, clause_begin + (end - start) * clause_begin / start)
         share = (samples - clause_begin) / max(clause_end - clause_begin, 1)
         cut = start + int(share * (end - start))
         if share < 1.0:

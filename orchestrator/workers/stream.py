@@ -242,7 +242,7 @@ class WorkerStream:
         if self._got_audio or not retryable(code, details):
             raise WorkerStreamError(code, details, self._got_audio)
         log.warning(
-            "worker failed before first audio; retrying",
+            "worker failed before first audio; retrying on another",
             extra={
                 "utterance_id": self.utterance_id,
                 "code": code.name,

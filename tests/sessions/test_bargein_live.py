@@ -72,16 +72,20 @@ def received_span(agent: np.ndarray, received: np.ndarray, heard: int) -> tuple[
     gives a wider span.
     """
     a, r = agent.astype(np.float64), received.astype(np.float64)
-    window = a[heard - RATE : heard - RATE // 10]
+    # Within the utterance: a cut under a second into it (a late first audio under load) has
+    # less before it, and a negative start would wrap around to the utterance's end.
+    first = max(0, heard - RATE)
+    window = a[first : heard - RATE // 10]
+    assert len(window) >= RATE // 10, "too little audio before the cut to align on"
     size = 1 << int(np.ceil(np.log2(len(r) + len(window))))
     correlation = np.fft.irfft(np.fft.rfft(r, size) * np.conj(np.fft.rfft(window, size)), size)
-    start = int(np.argmax(correlation[: len(r)])) - (heard - RATE)  # where sample 0 landed
+    start = int(np.argmax(correlation[: len(r)])) - first  # where sample 0 landed
 
     def level(x: np.ndarray) -> float:
         return float(np.sqrt(np.mean(x**2))) if len(x) else 0.0
 
     audible: list[tuple[int, bool]] = []  # (block start, followed)
-    for k in range(heard - RATE // 2, min(heard + RATE // 2, len(a) - HOP), HOP):
+    for k in range(max(0, heard - RATE // 2), min(heard + RATE // 2, len(a) - HOP), HOP):
         agent_level = level(a[k : k + HOP])
         if agent_level >= QUIET:
             followed = level(r[start + k : start + k + HOP]) >= agent_level / 3

@@ -129,3 +129,27 @@ async def test_between_word_starts_the_caption_holds_then_goes_on() -> None:
     captions.stop_at(1801)
     await asyncio.wait_for(task, 2.0)
     assert writer.deltas[-1] == " opens"
+
+
+def clause_frame(start: int, end: int, samples: int) -> tts_pb2.AudioFrame:
+    return tts_pb2.AudioFrame(
+        audio=b"\x00\x00" * samples,
+        sample_rate=RATE,
+        text_span=tts_pb2.TextSpan(start=start, end=end),
+    )
+
+
+def test_a_clause_still_arriving_is_not_shown_ahead_of_its_audio() -> None:
+    """Without word timings, a clause is revealed in the share of its audio played; while
+    its audio still arrives that share is of an estimate, not of what has arrived: at the
+    first samples of "The central branch opens at eight." the caption must not show it all."""
+    audio = UtteranceAudio(RATE)
+    audio.text = TEXT
+    second = TEXT.index("The")
+    audio.append(clause_frame(0, second, 900))  # "Good morning. ": 14 characters, 0.9 s
+    audio.append(clause_frame(second, len(TEXT), 100))  # the first 0.1 s of the next clause
+    assert audio.text_heard(950) == "Good morning."
+    audio.append(clause_frame(second, len(TEXT), 2000))
+    audio.finish()
+    # Complete: the clause's true length decides, as before.
+    assert audio.text_heard(1000 + 1050) == "Good morning. The central branch"

@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from fleet.aio import poll_until
 from orchestrator.cli import Orchestrator
 from orchestrator.sessions.session import VoiceSession
 from orchestrator.sessions.tokens import user_token
@@ -47,7 +48,13 @@ QUESTIONS = {
 async def live(
     session_api: httpx.AsyncClient, session_orchestrator: Orchestrator
 ) -> AsyncIterator[tuple[VoiceSession, Listener, EventLog]]:
-    created = (await session_api.post("/sessions", json={})).json()
+    # The orchestrator shares this test process's loop; a test before may have held the loop
+    # (Whisper runs in it) for longer than a worker's record lives: let its poll come first.
+    registry = session_orchestrator.services.registry
+    assert await poll_until(lambda: bool(registry.workers), timeout_seconds=10)
+    response = await session_api.post("/sessions", json={})
+    assert response.status_code == 201, response.text
+    created = response.json()
     listener = Listener()
     events = EventLog(session_api, created["session_id"])
     await listener.join(created["url"], created["token"])

@@ -1,7 +1,7 @@
 """Piper's onnxruntime provider (TTS_WORKER_ONNX_PROVIDER), with CUDA set up as Piper itself
-does it, and the GPU series in the worker's metrics. The tests hold on a GPU runner too: the
-CPU-only paths force the CPU (onnxruntime's provider list, or a session that cannot start
-CUDA), they never assume that the machine lacks a GPU."""
+does it (the GPU series in the worker's metrics: tests/monitoring/test_worker_metrics.py).
+The tests hold on a GPU runner too: the CPU-only paths force the CPU (onnxruntime's provider
+list, or a session that cannot start CUDA), they never assume that the machine lacks a GPU."""
 
 from __future__ import annotations
 
@@ -17,13 +17,8 @@ import numpy as np
 import onnxruntime
 import pytest
 from piper import PiperVoice
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from scripts import gpu_check
-from tests.monitoring.fakes import FakeNvml
-from tts_worker import metrics
 from tts_worker.engines.base import TimedAudio
 from tts_worker.engines.piper import (
     CPU_PROVIDER,
@@ -149,35 +144,6 @@ def test_cuda_listed_but_failing_to_start_is_reported(
         engine.load_voice(VOICE)
     assert any("failed to start" in r.getMessage() for r in caplog.records)
     assert spoken(engine, "Hi.").size > 0
-
-
-class NvmlWithUtilization(FakeNvml):
-    class _Rates:
-        gpu = 37
-        memory = 12
-
-    def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
-        return self._Rates()
-
-
-def _samples(nvml: Any) -> dict[str, float]:
-    registry = CollectorRegistry()
-    registry.register(metrics.GpuMemoryCollector(nvml=nvml))
-    text = generate_latest(registry).decode()
-    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
-
-
-def test_gpu_utilisation_is_exported_beside_memory() -> None:
-    found = _samples(NvmlWithUtilization())
-    assert found["voiceorch_worker_gpu_utilization_ratio"] == pytest.approx(0.37)
-    assert found["voiceorch_worker_gpu_memory_used_bytes"] == 3 * 2**30
-
-
-def test_device_without_utilisation_still_reports_memory() -> None:
-    """MIG slices answer NotSupported for utilisation: memory stays, utilisation is absent."""
-    found = _samples(FakeNvml())
-    assert "voiceorch_worker_gpu_utilization_ratio" not in found
-    assert found["voiceorch_worker_gpu_memory_total_bytes"] == 16 * 2**30
 
 
 # -- scripts/gpu_check.py: its parts that run without a GPU --------------------------------------

@@ -21,17 +21,23 @@ async def wait_for(predicate: Callable[[], bool], within: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+OWN_DB = 7
+"""A Redis database of this test's own: the shared one holds session-wide workers (the
+`fleet_worker` fixture), which would answer once this test's workers are gone."""
+
+
 async def test_redis_fleet_routes_and_drops_dead_workers(redis_server: RedisServer) -> None:
     prefix = f"fleet{free_port()}"
+    redis_url = redis_server.url.rsplit("/", 1)[0] + f"/{OWN_DB}"
     env = {
-        "REDIS_URL": redis_server.url,
+        "REDIS_URL": redis_url,
         "TTS_WORKER_HEARTBEAT_INTERVAL_SECONDS": "0.2",
         "TTS_WORKER_REGISTRY_TTL_SECONDS": "1.0",
         "TTS_WORKER_WORKER_ID": f"{prefix}-a",
     }
     worker_a = WorkerProcess(env=env).start()
     worker_b = WorkerProcess(env={**env, "TTS_WORKER_WORKER_ID": f"{prefix}-b"}).start()
-    orch = Orchestrator(orchestrator_settings(redis_url=redis_server.url))
+    orch = Orchestrator(orchestrator_settings(redis_url=redis_url))
     await orch.start()
     registry = orch.services.registry
     try:

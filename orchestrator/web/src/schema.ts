@@ -4,6 +4,8 @@
 
 export interface SynthesisChoices {
   formats: string[];
+  /** The format the server uses when a request names none (preselected). */
+  defaultFormat: string;
   speed: { min: number; max: number; default: number } | null;
 }
 
@@ -21,7 +23,7 @@ type Schema = {
   type?: string;
 };
 
-const FALLBACK: SynthesisChoices = { formats: ["wav"], speed: null };
+const FALLBACK: SynthesisChoices = { formats: ["wav"], defaultFormat: "wav", speed: null };
 
 function resolve(doc: { components?: { schemas?: Record<string, Schema> } }, schema: Schema): Schema {
   const name = schema.$ref?.split("/").pop();
@@ -59,5 +61,8 @@ export async function synthesisChoices(): Promise<SynthesisChoices> {
       speed = { min, max, default: typeof fallbackDefault === "number" ? fallbackDefault : 1 };
     }
   }
-  return { formats: formats.length ? formats : FALLBACK.formats, speed };
+  if (!formats.length) return { ...FALLBACK, speed };
+  const stated = props.format ? resolve(doc, props.format).default ?? props.format.default : undefined;
+  const defaultFormat = typeof stated === "string" && formats.includes(stated) ? stated : formats[0];
+  return { formats, defaultFormat, speed };
 }

@@ -61,7 +61,7 @@ export function fillVoices(select: HTMLSelectElement, voices: Voices): void {
 }
 
 export function fillChoices(format: HTMLSelectElement, speed: HTMLInputElement, choices: SynthesisChoices): void {
-  format.replaceChildren(...choices.formats.map((f) => new Option(f, f)));
+  format.replaceChildren(...choices.formats.map((f) => new Option(f, f, f === choices.defaultFormat, f === choices.defaultFormat)));
   if (choices.speed) {
     speed.min = String(choices.speed.min);
     speed.max = String(choices.speed.max);
