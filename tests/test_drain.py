@@ -72,10 +72,16 @@ async def test_worker_sigterm_finishes_streams_then_exits_zero() -> None:
                 await asyncio.sleep(0.05)
             assert status == health_pb2.HealthCheckResponse.NOT_SERVING
             refused = Stream(channel)
-            # Only the config, which the draining worker refuses (see the unknown-speaker test).
-            await refused.send(config(utterance_id="late"))
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
+
+            async def late_stream() -> None:
+                # Only the config, which the draining worker refuses (see the unknown-speaker
+                # test). The refusal can end the call before the write completes: grpc then
+                # raises it from the write instead of the read.
+                await refused.send(config(utterance_id="late"))
                 await refused.read_all()
+
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await late_stream()
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
             received = await stream.read_all()
             assert received.stats is not None and not received.stats.cancelled
