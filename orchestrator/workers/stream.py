@@ -14,6 +14,7 @@ utterance was cancelled) is never synthesized.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -78,11 +79,10 @@ class WorkerStreamError(Exception):
         what = f"{self.code.name}: {self.details}"
         if self.code == grpc.StatusCode.NOT_FOUND:
             return errors.voice_refused(self.details)
-        if self.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN) and not (
-            # grpc-core's own error for a write that met a worker's early end (a refusal at
-            # admission, most often): the worker's status is lost, and none failed on the text.
-            retryable(self.code, self.details) and not self.after_audio
-        ):
+        # grpc-core's own INTERNAL error is a refusal at capacity that ended the call while
+        # it was written to (see calls.at_capacity): the worker did not fail on the text.
+        failed = self.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
+        if failed and not at_capacity(self.code, self.details):
             return errors.synthesis_failed(what)
         if self.code == grpc.StatusCode.INVALID_ARGUMENT:
             # The worker names the field first ("speed 2: the cosyvoice engine has no...").
@@ -250,19 +250,17 @@ class WorkerStream:
             },
         )
         while True:
-            try:
-                if len(self._tried) >= self._max_attempts:
-                    raise errors.no_worker("every worker tried")
-                await self._open()
-                return
-            except NoWorkerAvailable:
-                # Every worker was tried. Refusals for capacity pass: ask them all again.
-                waited = time.monotonic() - self._created
-                if not at_capacity(code, details) or waited + self._backoff > self._capacity_wait:
-                    raise WorkerStreamError(code, details, self._got_audio) from None
-                await asyncio.sleep(self._backoff)
-                self._backoff = min(2 * self._backoff, MAX_CAPACITY_BACKOFF_SECONDS)
-                self._tried.clear()
+            if len(self._tried) < self._max_attempts:
+                with contextlib.suppress(NoWorkerAvailable):  # every worker was tried
+                    await self._open()
+                    return
+            # Refusals for capacity pass: ask every worker again, backing off.
+            waited = time.monotonic() - self._created
+            if not at_capacity(code, details) or waited + self._backoff > self._capacity_wait:
+                raise WorkerStreamError(code, details, self._got_audio)
+            await asyncio.sleep(self._backoff)
+            self._backoff = min(2 * self._backoff, MAX_CAPACITY_BACKOFF_SECONDS)
+            self._tried.clear()
 
     async def _send(self, message: tts_pb2.SynthesizeRequest) -> None:
         async with self._writing:

@@ -48,8 +48,9 @@ QUESTIONS = {
 async def live(
     session_api: httpx.AsyncClient, session_orchestrator: Orchestrator
 ) -> AsyncIterator[tuple[VoiceSession, Listener, EventLog]]:
-    # The orchestrator shares this test process's loop; a test before may have held the loop
-    # (Whisper runs in it) for longer than a worker's record lives: let its poll come first.
+    # The orchestrator shares this test process's loop, which a test before may have held
+    # for longer than a worker's record lives (seen after the plugin tests: 503 no_worker):
+    # let the worker's next poll come first.
     registry = session_orchestrator.services.registry
     assert await poll_until(lambda: bool(registry.workers), timeout_seconds=10)
     response = await session_api.post("/sessions", json={})
