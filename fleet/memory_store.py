@@ -25,6 +25,7 @@ class MemoryStore:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._counters: dict[str, dict[str, float]] = {}
+        self._last_batch: dict[str, str] = {}
         self._records: dict[str, dict[str, tuple[float | None, str]]] = {}
         self._logs: dict[str, _Log] = {}
 
@@ -39,7 +40,8 @@ class MemoryStore:
         self, kind: str, key: str, expected: str | None, value: str, ttl_seconds: float | None
     ) -> bool:
         # No await before the write: nothing can run in between, so the swap is atomic.
-        if (await self.list_records(kind)).get(key) != expected:
+        current = (await self.list_records(kind)).get(key)
+        if current != expected and current != value:
             return False
         await self.put_record(kind, key, value, ttl_seconds)
         return True
@@ -102,10 +104,14 @@ class MemoryStore:
             return []
         return [(seq, entry) for seq, entry in log.entries if seq > after][:limit]
 
-    async def add_counters(self, key: str, deltas: Mapping[str, float]) -> None:
+    async def add_counters(self, key: str, deltas: Mapping[str, float], *, batch: str) -> bool:
+        if self._last_batch.get(key) == batch:
+            return False
         counters = self._counters.setdefault(key, {})
         for name, delta in deltas.items():
             counters[name] = counters.get(name, 0.0) + delta
+        self._last_batch[key] = batch
+        return True
 
     async def read_counters(self, prefix: str) -> dict[str, dict[str, float]]:
         return {

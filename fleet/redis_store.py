@@ -10,16 +10,19 @@ from typing import Any
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from fleet.store import StoreUnavailable
+from fleet.store import COUNTERS_BATCH_FIELD, StoreUnavailable
 
-# Compare and set of one record (and its kind's index), atomic inside Redis.
+# Compare and set of one record (and its kind's index), atomic inside Redis. A record that
+# already holds the new value counts as set: a retry whose first answer was lost.
 # KEYS: record, index. ARGV: "1" to expect no record, expected, value, ttl ms ("" none), key.
 _SWAP = """
 local current = redis.call('GET', KEYS[1])
-if ARGV[1] == '1' then
-  if current then return 0 end
-elseif current ~= ARGV[2] then
-  return 0
+if current ~= ARGV[3] then
+  if ARGV[1] == '1' then
+    if current then return 0 end
+  elseif current ~= ARGV[2] then
+    return 0
+  end
 end
 if ARGV[4] == '' then
   redis.call('SET', KEYS[1], ARGV[3])
@@ -39,6 +42,18 @@ if #last > 0 and tonumber(string.match(last[1][1], '^(%d+)')) >= tonumber(ARGV[1
 end
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], ARGV[1] .. '-1', 'e', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# Add a batch of counter deltas unless it is the batch added last (a resend after a lost
+# answer; redis-py itself resends a command whose answer timed out).
+# KEYS: hash. ARGV: batch field, batch id, then field and delta pairs.
+_ADD_BATCH = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+for i = 3, #ARGV, 2 do
+  redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
@@ -81,6 +96,7 @@ class RedisStore:
         self._max_block_ms = max(int(timeout_seconds * 500), 1)
         self._swap = self._redis.register_script(_SWAP)
         self._append = self._redis.register_script(_APPEND)
+        self._add_batch = self._redis.register_script(_ADD_BATCH)
 
     async def ping(self) -> None:
         async with _call():
@@ -156,11 +172,13 @@ class RedisStore:
         [(_, entries)] = found
         return [(int(_text(eid).split("-")[0]), _text(data[b"e"])) for eid, data in entries]
 
-    async def add_counters(self, key: str, deltas: Mapping[str, float]) -> None:
-        async with _call(), self._redis.pipeline(transaction=True) as pipe:
-            for name, delta in deltas.items():
-                pipe.hincrbyfloat(self._prefix + key, name, delta)
-            await pipe.execute()
+    async def add_counters(self, key: str, deltas: Mapping[str, float], *, batch: str) -> bool:
+        args: list[str | float] = [COUNTERS_BATCH_FIELD, batch]
+        for name, delta in deltas.items():
+            args += [name, delta]
+        async with _call():
+            done = await self._add_batch(keys=[self._prefix + key], args=args)
+        return bool(done)
 
     async def read_counters(self, prefix: str) -> dict[str, dict[str, float]]:
         full = self._prefix + prefix
@@ -171,7 +189,9 @@ class RedisStore:
                     pipe.hgetall(key)
                 hashes = await pipe.execute()
         return {
-            _text(key)[len(full) :]: {_text(k): float(v) for k, v in values.items()}
+            _text(key)[len(full) :]: {
+                _text(k): float(v) for k, v in values.items() if _text(k) != COUNTERS_BATCH_FIELD
+            }
             for key, values in zip(keys, hashes, strict=True)
         }
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+COUNTERS_BATCH_FIELD = "_batch"
+"""The field of a counter hash that holds the id of the last batch added to it; the store's
+own bookkeeping, left out of what `read_counters` returns."""
+
 
 class StoreUnavailable(Exception):
     """The store cannot be reached (Redis down, connection refused, timeout)."""
@@ -26,7 +30,8 @@ class Store(Protocol):
     ) -> bool:
         """Compare and set: store the record only if it now holds `expected` (None: only if
         there is none). True when this call stored it: of callers racing with the same
-        expectation, exactly one wins."""
+        expectation, exactly one wins. A record that already holds `value` also answers
+        True: the retry of a swap whose first answer was lost."""
 
     async def get_record(self, kind: str, key: str) -> str | None:
         """The record, or None when absent or expired."""
@@ -51,11 +56,15 @@ class Store(Protocol):
         is none yet, wait up to wait_seconds for one (a shorter wait is allowed: callers
         loop)."""
 
-    async def add_counters(self, key: str, deltas: Mapping[str, float]) -> None:
-        """Atomically add each delta to the named field of the hash at key."""
+    async def add_counters(self, key: str, deltas: Mapping[str, float], *, batch: str) -> bool:
+        """Atomically add each delta to the named field of the hash at key, unless `batch`
+        is the id of the last batch added to it (then False, and nothing changes). A writer
+        that lost the answer resends the same batch: it counts once, whether or not the
+        first try reached the store."""
 
     async def read_counters(self, prefix: str) -> dict[str, dict[str, float]]:
-        """Every counter hash whose key starts with prefix, keyed by the rest of the key."""
+        """Every counter hash whose key starts with prefix, keyed by the rest of the key
+        (without the batch field)."""
 
     async def aclose(self) -> None:
         """Release connections."""

@@ -2,8 +2,9 @@
 
 Recording is synchronous and cheap: a method adds to in-memory numbers and returns. A
 background task flushes what changed to the store every `flush_seconds`, as atomic hash
-increments under this replica's own key (`metrics:<instance_id>`); a flush that fails keeps
-its deltas for the next try, so nothing is lost while Redis is down.
+increments under this replica's own key (`metrics:<instance_id>`). Each flush is a numbered
+batch that is resent, unchanged, until the store acknowledges it: nothing is lost while
+Redis is down, and a batch whose answer was lost (it may have been added) counts once.
 
 Two readers, two views:
 - `/metrics` (Prometheus) exports *this replica's* series: the totals found under its key at
@@ -22,7 +23,9 @@ import bisect
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -55,8 +58,9 @@ def _labels_text(names: Sequence[str], values: Sequence[str], extra: str = "") -
 class Series:
     """One labelled series. `values` are totals since this process started: for a counter
     `[n]`, for a histogram the per-bucket (non-cumulative) counts, +Inf last, then sum and
-    count. `flushed` is the part of `values` already in the store; `base` holds the store's
-    totals (cumulative, in `fields` order) found at start-up."""
+    count. `flushed` is the part of `values` sent to the store (acknowledged, or in the
+    batch being resent); `base` holds the store's totals (cumulative, in `fields` order)
+    found at start-up."""
 
     __slots__ = ("base", "bounds", "fields", "flushed", "labels", "spec", "values")
 
@@ -97,6 +101,14 @@ class Series:
         return [b + v for b, v in zip(self.base, self.cumulative(self.values), strict=True)]
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """Deltas sent to the store under one id, not acknowledged yet."""
+
+    id: str
+    fields: dict[str, float]
+
+
 class FleetMetrics:
     """The orchestrator's metrics: record synchronously, flushed to the store by `start()`'s
     background task, exported by `exposition()` and summarised fleet-wide by `summary()`."""
@@ -121,6 +133,10 @@ class FleetMetrics:
         """True once this replica's stored totals were read; until then /metrics leaves the
         stored series out, so a late load never shows up as a burst of traffic."""
         self.store_ok = True
+        # Batch ids: unique to this process, numbered in the order sent.
+        self._run = uuid.uuid4().hex
+        self._batches = 0
+        self._unacked: _Batch | None = None
         self._series: dict[str, dict[tuple[str, ...], Series]] = {}
         self._all: list[Series] = []
         for spec in SPECS:
@@ -310,31 +326,46 @@ class FleetMetrics:
         if await self.load():
             await self.flush()
 
-    def _pending(self) -> tuple[dict[str, float], list[tuple[Series, list[float]]]]:
-        """What was recorded and not yet stored: store fields (cumulative) and raw deltas."""
+    def _pending(self) -> dict[str, float]:
+        """What was recorded and not yet sent: store fields (cumulative deltas)."""
         fields: dict[str, float] = {}
-        raw: list[tuple[Series, list[float]]] = []
         for series in self._all:
             if series.values == series.flushed:
                 continue
             delta = [v - f for v, f in zip(series.values, series.flushed, strict=True)]
-            raw.append((series, delta))
             for field, value in zip(series.fields, series.cumulative(delta), strict=True):
                 if value:
                     fields[field] = value
-        return fields, raw
+        return fields
+
+    def _take_batch(self) -> _Batch | None:
+        """Move what was recorded since the last batch into a new one (None: nothing)."""
+        fields = self._pending()
+        for series in self._all:
+            series.flushed = list(series.values)
+        if not fields:
+            return None
+        self._batches += 1
+        return _Batch(f"{self._run}:{self._batches}", fields)
+
+    async def _send_unacked(self) -> None:
+        """Resend the batch sent last until the store acknowledges it (added now or before:
+        the store adds one id once)."""
+        if self._unacked is not None:
+            await self.store.add_counters(self.key, self._unacked.fields, batch=self._unacked.id)
+            self._unacked = None
 
     async def flush(self) -> bool:
-        """Add what changed since the last successful flush to the store; False when the
-        store is down (the deltas stay for the next try) or this replica's stored totals
-        are not loaded yet (writing first would count them twice once loaded)."""
+        """Add what changed since the last flush to the store; False when the store is
+        down (the batch is resent by the next try) or this replica's stored totals are not
+        loaded yet (writing first would count them twice once loaded)."""
         if not self.loaded:
             return False
         async with self._lock:
-            fields, raw = self._pending()
             try:
-                if fields:
-                    await self.store.add_counters(self.key, fields)
+                await self._send_unacked()
+                self._unacked = self._take_batch()
+                await self._send_unacked()
                 await self.store.put_record(
                     REPLICA_KIND,
                     self.instance_id,
@@ -348,9 +379,6 @@ class FleetMetrics:
                     )
                 self.store_ok = False
                 return False
-            # Written: only now do those deltas count as flushed (recording went on meanwhile).
-            for series, delta in raw:
-                series.flushed = [f + d for f, d in zip(series.flushed, delta, strict=True)]
             self.store_ok = True
             return True
 
@@ -371,9 +399,10 @@ class FleetMetrics:
     async def summary(self) -> dict[str, Any]:
         """The fleet view: every replica's stored series (plus this one's unflushed part)."""
         async with self._lock:
+            await self._send_unacked()  # in the store or not: settle it before reading
             stored = await self.store.read_counters(COUNTERS_KEY)
             replicas = await self.store.list_records(REPLICA_KIND)
-            own_pending, _ = self._pending()
+            own_pending = self._pending()
         own = stored.setdefault(self.instance_id, {})
         for field, value in own_pending.items():
             own[field] = own.get(field, 0.0) + value

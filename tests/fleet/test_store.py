@@ -149,17 +149,32 @@ async def test_unreachable_redis_raises_store_unavailable() -> None:
 
 
 async def test_counters_add_up_and_read_by_prefix(store: Store) -> None:
-    """Counter hashes: concurrent increments add, and a prefix read finds every instance."""
+    """Counter hashes: batches add up, and a prefix read finds every instance."""
+    for n in range(20):
+        added = await store.add_counters(
+            "m:replica-a", {"requests": 1.0, "seconds": 0.25}, batch=f"a:{n}"
+        )
+        assert added
     await asyncio.gather(
-        *(store.add_counters("m:replica-a", {"requests": 1.0, "seconds": 0.25}) for _ in range(20))
+        store.add_counters("m:replica-b", {"requests": 3.0}, batch="b:1"),
+        store.add_counters("other:x", {"requests": 100.0}, batch="x:1"),
     )
-    await store.add_counters("m:replica-b", {"requests": 3.0})
-    await store.add_counters("other:x", {"requests": 100.0})
     counters = await store.read_counters("m:")
     assert counters == {
         "replica-a": {"requests": 20.0, "seconds": 5.0},
         "replica-b": {"requests": 3.0},
     }
+
+
+async def test_a_resent_counter_batch_counts_once(store: Store) -> None:
+    """A writer that lost the answer resends its batch: added once, whether the first try
+    reached the store or not; the next batch adds again."""
+    assert await store.add_counters("m:r", {"requests": 2.0}, batch="run1:1")
+    assert not await store.add_counters("m:r", {"requests": 2.0}, batch="run1:1")
+    assert (await store.read_counters("m:"))["r"] == {"requests": 2.0}
+    assert await store.add_counters("m:r", {"requests": 1.0}, batch="run1:2")
+    assert await store.add_counters("m:r", {"requests": 1.0}, batch="run2:1")  # a restart
+    assert (await store.read_counters("m:"))["r"] == {"requests": 4.0}
 
 
 async def test_records_with_and_without_ttl(store: Store) -> None:
@@ -190,6 +205,18 @@ async def test_swap_record_has_exactly_one_winner(store: Store) -> None:
     assert (await store.list_records("session"))["s2"] == '{"new": 1}'
     assert not await store.swap_record("session", "s3", "{}", "{}", None)  # absent != "{}"
     assert await store.get_record("session", "s3") is None
+
+
+async def test_a_retried_swap_still_wins(store: Store) -> None:
+    """A swap resent because its answer was lost finds its own value stored: True, while a
+    rival with the same (now stale) expectation still loses."""
+    await store.put_record("session", "s", "old", ttl_seconds=None)
+    assert await store.swap_record("session", "s", "old", "mine", None)
+    assert await store.swap_record("session", "s", "old", "mine", None)  # the retry
+    assert not await store.swap_record("session", "s", "old", "theirs", None)
+    assert await store.swap_record("session", "t", None, "first", None)
+    assert await store.swap_record("session", "t", None, "first", None)  # the retry
+    assert await store.get_record("session", "s") == "mine"
 
 
 async def test_memory_swap_record_keeps_the_ttl_semantics() -> None:

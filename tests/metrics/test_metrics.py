@@ -3,11 +3,14 @@ both stores (the embedded one and a real Redis)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from fleet.memory_store import MemoryStore
 from fleet.redis_store import RedisStore
-from fleet.store import Store
+from fleet.store import Store, StoreUnavailable
 from orchestrator.metrics.catalogue import COUNTERS_KEY, ERROR_KINDS, FIRST_AUDIO_ROUTES
 from orchestrator.metrics.recorder import FleetMetrics
 from orchestrator.metrics.summary import bucket_quantile
@@ -280,6 +283,53 @@ async def test_a_failed_flush_keeps_its_deltas_until_redis_is_back() -> None:
         server.stop()
 
 
+class LostAnswers(MemoryStore):
+    """A store whose writes land but whose answers can be lost on the way back, as a Redis
+    command that timed out after Redis ran it (the first try's effect stays)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lose_counters = 0
+        self.lose_records = 0
+
+    async def add_counters(self, key: str, deltas: Mapping[str, float], *, batch: str) -> bool:
+        added = await super().add_counters(key, deltas, batch=batch)
+        if self.lose_counters:
+            self.lose_counters -= 1
+            raise StoreUnavailable("answer lost")
+        return added
+
+    async def put_record(self, kind: str, key: str, value: str, ttl_seconds: float | None) -> None:
+        await super().put_record(kind, key, value, ttl_seconds)
+        if self.lose_records:
+            self.lose_records -= 1
+            raise StoreUnavailable("answer lost")
+
+
+async def test_a_flush_whose_answer_was_lost_counts_once() -> None:
+    """A flush that reached the store but failed to answer (its counters written, then the
+    connection lost; or its replica record not written) is retried without counting
+    twice, and what was recorded meanwhile is added once too."""
+    store = LostAnswers()
+    metrics = FleetMetrics(store, "orch-lost", flush_seconds=3600)
+    ok = 'voiceorch_requests_total{route="synthesize",status="2xx"}'
+    try:
+        await metrics.start()
+        metrics.count_request("synthesize", 200)
+        store.lose_counters = 1
+        assert not await metrics.flush()
+        assert (await metrics.summary())["requests"]["total"] == 1  # in the store, once
+        metrics.count_request("synthesize", 200)
+        store.lose_records = 1
+        assert not await metrics.flush()
+        metrics.count_request("synthesize", 200)
+        assert await metrics.flush()
+        assert (await store.read_counters(COUNTERS_KEY))["orch-lost"][ok] == 3
+        assert (await metrics.summary())["requests"]["total"] == 3
+    finally:
+        await metrics.aclose()
+
+
 async def test_stored_series_wait_for_the_first_load() -> None:
     """Started while Redis is down, a replica cannot know its stored totals: it leaves those
     series out (a gap) rather than export from zero and jump later (a fake traffic burst)."""
@@ -296,7 +346,9 @@ async def test_stored_series_wait_for_the_first_load() -> None:
 
         server = RedisServer(port=port).start()
         await store.add_counters(
-            metrics.key, {'voiceorch_requests_total{route="synthesize",status="2xx"}': 7.0}
+            metrics.key,
+            {'voiceorch_requests_total{route="synthesize",status="2xx"}': 7.0},
+            batch="earlier-run:1",
         )
         assert not await metrics.flush()  # nothing is flushed before the load
         assert await metrics.load()
