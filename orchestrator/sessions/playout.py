@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from livekit import rtc
 
@@ -14,6 +15,11 @@ from orchestrator.sessions.utterance_audio import UtteranceAudio
 
 log = logging.getLogger(__name__)
 
+HELD_BACK_SECONDS = 0.003
+"""A capture that should go in over the queue size and is still pending after this was held
+back by the native side (one that fits completes at once, and its answer takes well under
+a millisecond when the loop is free)."""
+
 
 class AgentSource:
     """The session's one LiveKit audio source, shared by its utterances' playouts.
@@ -21,20 +27,44 @@ class AgentSource:
     A capture is never abandoned half-way: rtc refuses the next capture (InvalidState) if
     one was cancelled while LiveKit was still taking it, which a pause does whenever the
     source's queue is full. So a cancelled feeder leaves its capture to finish (it is
-    cleared from the queue with the rest), and the next capture waits for it.
+    cleared from the queue with the rest), and the next capture waits for it. A capture
+    whose task has not started yet is withdrawn instead (`withdraw_unstarted`): rtc has not
+    queued it, so it was not heard, and started after the pause it would play after it.
+
+    What the native queue holds: rtc estimates it from wall time (`queued_duration`), and
+    drops the estimate to zero when a capture has not completed within it. Its native side
+    plays 10 ms per tick of its own thread, and a capture that finds the queue over
+    `queue_size_ms` completes only once the ticks have brought it down to that. A tick
+    thread starved for a while (CPU load) so leaves the queue full while the estimate
+    reads zero: the heard position came out 120 ms (the whole queue) late. So while a
+    capture is held back like that, the queue counts as at least `queue_size_ms`.
     """
 
     def __init__(self, sample_rate: int, queue_size_ms: int) -> None:
         self.rtc = rtc.AudioSource(sample_rate, 1, queue_size_ms=queue_size_ms)
         self.sample_rate = sample_rate
+        self.queue_samples = sample_rate * queue_size_ms // 1000
         self._inflight: asyncio.Future[None] | None = None
+        self._unstarted = 0  # samples of the in-flight capture while rtc has not queued it
+        self._held_back_since: float | None = None  # see `queued_samples`
 
     @property
     def queued_duration(self) -> float:
         return self.rtc.queued_duration
 
+    @property
+    def queued_samples(self) -> int:
+        """Samples given to `capture` and not played out yet (see the class doc), counting
+        a capture rtc has not queued yet."""
+        estimate = round(self.rtc.queued_duration * self.sample_rate)
+        since = self._held_back_since
+        if since is not None and time.monotonic() - since >= HELD_BACK_SECONDS:
+            estimate = max(estimate, self.queue_samples)
+        return estimate + self._unstarted
+
     def clear_queue(self) -> None:
         self.rtc.clear_queue()
+        self._held_back_since = None  # the capture completes at the next tick, over nothing
 
     async def wait_for_playout(self) -> None:
         await self.rtc.wait_for_playout()
@@ -42,9 +72,29 @@ class AgentSource:
     async def capture(self, frame: rtc.AudioFrame) -> None:
         if self._inflight is not None and not self._inflight.done():
             await asyncio.wait([self._inflight])
-        self._inflight = asyncio.ensure_future(self.rtc.capture_frame(frame))
+        self._unstarted = frame.samples_per_channel
+        self._inflight = asyncio.ensure_future(self._capture(frame))
         self._inflight.add_done_callback(_retrieve)
         await asyncio.shield(self._inflight)
+
+    def withdraw_unstarted(self) -> int:
+        """Cancel a capture rtc has not queued yet; the samples it held (0: none)."""
+        withdrawn, self._unstarted = self._unstarted, 0
+        if withdrawn and self._inflight is not None:
+            self._inflight.cancel()  # not started: cancelling it runs none of it
+        return withdrawn
+
+    async def _capture(self, frame: rtc.AudioFrame) -> None:
+        # rtc queues the frame before its first await: from here on it is rtc's.
+        self._unstarted = 0
+        before = round(self.rtc.queued_duration * self.sample_rate)
+        over = before + frame.samples_per_channel > self.queue_samples
+        self._held_back_since = since = time.monotonic() if over else None
+        try:
+            await self.rtc.capture_frame(frame)
+        finally:
+            if since is not None and self._held_back_since == since:
+                self._held_back_since = None
 
     async def aclose(self) -> None:
         if self._inflight is not None and not self._inflight.done():
@@ -73,8 +123,7 @@ class Playout:
 
     @property
     def heard_samples(self) -> int:
-        queued = round(self.source.queued_duration * self.sample_rate)
-        return max(0, self._position - queued)
+        return max(0, self._position - self.source.queued_samples)
 
     @property
     def finished(self) -> bool:
@@ -93,6 +142,7 @@ class Playout:
     def pause(self) -> int:
         """Stop now; return the samples the listener heard, where resume will continue."""
         self._stop_feeder()
+        self._position -= self.source.withdraw_unstarted()
         heard = self.heard_samples
         self.source.clear_queue()
         self._position = heard

@@ -61,6 +61,13 @@ async def post(
     return response
 
 
+def describe(task: asyncio.Task[object]) -> str:
+    """A task's name and where it waits, for a failure message."""
+    frames = task.get_stack(limit=1)
+    where = f" at {frames[0].f_code.co_qualname}:{frames[0].f_lineno}" if frames else ""
+    return f"{task.get_name()} ({task.get_coro()!r}){where}"
+
+
 async def sample_rss(process: psutil.Process, samples: list[int]) -> None:
     while True:
         samples.append(process.memory_info().rss)
@@ -136,7 +143,8 @@ async def test_soak_mixed_traffic(
     await orch.start()
     process = psutil.Process()
     try:
-        baseline_tasks = len(asyncio.all_tasks())
+        before = asyncio.all_tasks()
+        baseline_tasks = len(before)
         seen: Counter[str] = Counter()
         limits = httpx.Limits(max_connections=CLIENTS)
         async with httpx.AsyncClient(
@@ -159,6 +167,7 @@ async def test_soak_mixed_traffic(
                 break
             await asyncio.sleep(0.1)
         tasks_end = len(asyncio.all_tasks())
+        leftover = [describe(t) for t in asyncio.all_tasks() - before]
     finally:
         await orch.stop()
     third = len(rss) // 3
@@ -173,4 +182,4 @@ async def test_soak_mixed_traffic(
     assert sum(seen.values()) > CLIENTS
     assert seen["say 202"] > 0 and seen["heard"] == seen["say 202"], seen
     assert growth < 0.10
-    assert tasks_end <= baseline_tasks
+    assert tasks_end <= baseline_tasks, leftover

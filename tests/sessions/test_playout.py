@@ -4,7 +4,10 @@ exactly there (also when the pause cut a capture short), stop ends the utterance
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
+import pytest
 from livekit import rtc
 
 from fleet.aio import poll_until
@@ -16,15 +19,16 @@ RATE = 48000
 
 
 class RecordingSource(AgentSource):
-    """The session's real source, remembering every sample handed to it."""
+    """The session's real source, remembering every sample handed to rtc (a capture
+    withdrawn before that never reaches it)."""
 
     def __init__(self) -> None:
         super().__init__(RATE, queue_size_ms=100)
         self.pushed: list[np.ndarray] = []
 
-    async def capture(self, frame: rtc.AudioFrame) -> None:
+    async def _capture(self, frame: rtc.AudioFrame) -> None:
         self.pushed.append(np.frombuffer(frame.data, dtype=np.int16).copy())
-        await super().capture(frame)
+        await super()._capture(frame)
 
 
 def ramp_audio(seconds: float) -> tuple[UtteranceAudio, np.ndarray]:
@@ -94,4 +98,21 @@ async def test_playout_waits_for_audio_still_arriving() -> None:
     await playout.wait_finished()
     assert sum(map(len, source.pushed)) == 3 * len(chunk)
     await playout.aclose()
+    await source.aclose()
+
+
+async def test_a_capture_rtc_has_not_queued_is_withdrawn_not_played() -> None:
+    """A pause can come between a capture's request and its task's start: that frame was
+    not heard, and it must not reach rtc after the pause."""
+    source = RecordingSource()
+    frame = rtc.AudioFrame(np.ones(960, np.int16).tobytes(), RATE, 1, 960)
+    capturing = asyncio.ensure_future(source.capture(frame))
+    await asyncio.sleep(0)  # capture() has asked for its task; the task has not run yet
+    assert source.queued_samples == 960
+    assert source.withdraw_unstarted() == 960
+    with pytest.raises(asyncio.CancelledError):
+        await capturing
+    assert source.pushed == []
+    assert source.queued_samples == 0
+    assert source.withdraw_unstarted() == 0
     await source.aclose()
