@@ -43,9 +43,8 @@ SHORT_TEXT = "Good morning. The central branch opens at eight, and the harbour b
 # eleven words from the clean clip alone ("of you", "opened", "Saturday"), so one more from
 # the room's Opus made a WER bound of 0.3 a draw. Through 12 Opus round trips each (16-32
 # kbps, noise, up to 80 ms cut from the start, varied lead-in), the sentences below came
-# back with WER at most 0.09 (en-us+m3) and 0.20 (en-gb+f3). The en-gb+f3 voice is the
-# harder one: its other candidate ("Can you send me the address of the nearest train
-# station?", at most 0.18 there) once came back at 0.36 in the room.
+# back with WER at most 0.09 (en-us+m3) and 0.20 (en-gb+f3); en-gb+f3 is the harder voice
+# for tiny.en in most sentences tried.
 QUESTIONS = {
     "en-us+m3": "Can you send me the address of the nearest train station?",
     "en-gb+f3": "I need to change my flight to next Tuesday afternoon.",
