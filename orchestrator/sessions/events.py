@@ -35,6 +35,7 @@ class EventKind(enum.StrEnum):
     RESUMED = "resumed"
     CANCELLED = "cancelled"
     FINISHED = "finished"
+    USER_AUDIO_STARTED = "user_audio_started"
     USER_SPEECH_STARTED = "user_speech_started"
     USER_SPEECH_STOPPED = "user_speech_stopped"
     USER_TRANSCRIPT = "user_transcript"

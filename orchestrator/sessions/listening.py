@@ -89,6 +89,9 @@ class ReceivedAudio:
 class ListenerSink(Protocol):
     """What a listener reports to its session."""
 
+    def user_audio_started(self, identity: str) -> None:
+        """The participant's first audio arrived: from here on the session hears them."""
+
     def user_speech_started(self, identity: str, at: float, onset_arrival: float | None) -> None:
         """Speech onset, reported at `at` on the VAD's clock; onset_arrival is when its first
         voiced sample arrived (on the listener's clock), None if no longer known."""
@@ -152,6 +155,8 @@ class Listener:
         decisions = self._tasks.spawn(self._decide(vad_stream), "vad")
         try:
             async for frame in frames:
+                if not self.received.samples:
+                    self._sink.user_audio_started(self.identity)
                 self.received.received(frame.samples_per_channel)
                 if self.transcriber is not None:
                     self.transcriber.received(frame.data.cast("B"))

@@ -32,7 +32,7 @@ class AgentSource:
     queued it, so it was not heard, and started after the pause it would play after it.
 
     What the native queue holds: rtc estimates it from wall time (`queued_duration`), and
-    drops the estimate to zero when a capture has not completed within it. Its native side
+    drops the estimate to zero when no new capture has come within it. Its native side
     plays 10 ms per tick of its own thread, and a capture that finds the queue over
     `queue_size_ms` completes only once the ticks have brought it down to that. A tick
     thread starved for a while (CPU load) so leaves the queue full while the estimate
@@ -56,11 +56,14 @@ class AgentSource:
     def queued_samples(self) -> int:
         """Samples given to `capture` and not played out yet (see the class doc), counting
         a capture rtc has not queued yet."""
-        estimate = round(self.rtc.queued_duration * self.sample_rate)
+        estimate = self._rtc_estimate()
         since = self._held_back_since
         if since is not None and time.monotonic() - since >= HELD_BACK_SECONDS:
             estimate = max(estimate, self.queue_samples)
         return estimate + self._unstarted
+
+    def _rtc_estimate(self) -> int:
+        return round(self.rtc.queued_duration * self.sample_rate)
 
     def clear_queue(self) -> None:
         self.rtc.clear_queue()
@@ -87,8 +90,7 @@ class AgentSource:
     async def _capture(self, frame: rtc.AudioFrame) -> None:
         # rtc queues the frame before its first await: from here on it is rtc's.
         self._unstarted = 0
-        before = round(self.rtc.queued_duration * self.sample_rate)
-        over = before + frame.samples_per_channel > self.queue_samples
+        over = self._rtc_estimate() + frame.samples_per_channel > self.queue_samples
         self._held_back_since = since = time.monotonic() if over else None
         try:
             await self.rtc.capture_frame(frame)

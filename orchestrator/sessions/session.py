@@ -335,6 +335,9 @@ class VoiceSession:
 
     # -- barge-in (ListenerSink) -----------------------------------------------------------
 
+    def user_audio_started(self, identity: str) -> None:
+        self.events.emit(EventKind.USER_AUDIO_STARTED, participant=identity)
+
     def user_speech_started(self, identity: str, at: float, onset_arrival: float | None) -> None:
         action = self.controller.user_speech_started(at)
         if action is Action.PAUSE:

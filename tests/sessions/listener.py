@@ -101,10 +101,6 @@ class Listener:
         self._tasks: list[asyncio.Task[None]] = []
         self._speech: asyncio.Queue[npt.NDArray[np.int16]] = asyncio.Queue()
         self.subscribed = asyncio.Event()
-        self.heard = asyncio.Event()
-        """Someone (the agent) subscribed to this listener's microphone: what it says from
-        now on reaches them. Said before that, its start is lost (seen as a first sentence
-        recognized without its first words)."""
         # perf_counter at which the last talk() starts leaving the microphone source: the
         # moment it is pushed plus what is queued ahead of it in the source.
         self.speech_onset_at: float | None = None
@@ -112,7 +108,6 @@ class Listener:
 
     async def join(self, url: str, token: str) -> None:
         self.room.on("track_subscribed", self._on_track)
-        self.room.on("local_track_subscribed", lambda _track: self.heard.set())
         self.room.register_text_stream_handler("lk.transcription", self._on_transcription)
         await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
         track = rtc.LocalAudioTrack.create_audio_track("mic", self.source)

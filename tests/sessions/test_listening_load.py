@@ -50,6 +50,7 @@ class Sink:
         self.vad_at = 0.0
         self.transcripts: list[Transcript] = []
         self.dropped = 0
+        self.audio_started: list[str] = []
 
     def user_speech_started(self, identity: str, at: float, onset_arrival: float | None) -> None:
         self.starts += 1
@@ -65,6 +66,9 @@ class Sink:
 
     def user_transcript_dropped(self, listener: Listener) -> None:
         self.dropped += 1
+
+    def user_audio_started(self, identity: str) -> None:
+        self.audio_started.append(identity)
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +138,7 @@ async def test_ten_minutes_of_speech_come_out_as_bounded_segments(
     assert not transcriber.busy
 
     assert sink.starts == 1  # one turn, never ended by a pause
+    assert len(sink.audio_started) == 1  # the first frame, once
     finals = [t for t in sink.transcripts if t.final]
     # Contiguous segments of at most SEGMENT_SECONDS covering the speech.
     assert len(finals) >= 600 / SEGMENT_SECONDS - 1

@@ -51,6 +51,9 @@ class Sink:
         self.stops.append((self.clock(), onset_arrival))
         self.meter.stopped(onset_arrival)
 
+    def user_audio_started(self, identity: str) -> None:
+        pass
+
     def user_speech_update(self, identity: str, reading: VadUpdate) -> None:
         pass
 
