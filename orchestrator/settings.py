@@ -100,7 +100,8 @@ class OrchestratorSettings(LogSettings):
     livekit_api_secret: SecretStr = SecretStr("secret")
     """LiveKit API secret (the dev server's secret by default; set a real one in production)."""
     livekit_connect_timeout_seconds: float = Field(default=5.0, gt=0)
-    """How long joining a room may take before POST /sessions answers 503."""
+    """How long joining a room may take before POST /sessions answers 503. A takeover's
+    rejoin waits at least 30 s: giving up on it would fail the session for good."""
     livekit_reconnect_grace_seconds: float = Field(default=15.0, gt=0)
     """How long a session may stay cut off from LiveKit (the rtc client retrying) before it
     fails with an error event."""

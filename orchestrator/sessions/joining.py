@@ -19,6 +19,12 @@ from livekit import rtc
 
 log = logging.getLogger(__name__)
 
+REJOIN_TIMEOUT_SECONDS = 30.0
+"""The least a takeover's rejoin waits for the room. A new session's join is bounded by
+the connect timeout (5 s by default) because its caller waits for the answer; an orphan's
+room is silent until it is rejoined, and a rejoin that gives up fails the session for
+good, so a connect slowed by a loaded machine is waited for."""
+
 _ABANDONED: set[asyncio.Task[None]] = set()
 """Connects whose caller gave up, kept referenced until they end and their room is left."""
 

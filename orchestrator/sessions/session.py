@@ -40,7 +40,7 @@ from orchestrator.sessions.bargein import (
 )
 from orchestrator.sessions.captions import AgentCaptions
 from orchestrator.sessions.events import EventKind, EventLog
-from orchestrator.sessions.joining import join_room
+from orchestrator.sessions.joining import REJOIN_TIMEOUT_SECONDS, join_room
 from orchestrator.sessions.listening import Listener, track_frames
 from orchestrator.sessions.playout import AgentSource
 from orchestrator.sessions.recognizer import Recognizer
@@ -160,7 +160,8 @@ class VoiceSession:
     async def start(self, *, takeover: bool = False) -> None:
         """Join the room and publish the agent's track. Raises rtc.ConnectError on failure;
         nothing is left running then. With takeover, the session goes on from a replica
-        that stopped: it is not counted or announced as a new one."""
+        that stopped: it is not counted or announced as a new one, and its join waits at
+        least REJOIN_TIMEOUT_SECONDS."""
         self._room.on("track_subscribed", self._on_track_subscribed)
         self._room.on("disconnected", self._on_disconnected)
         self._room.on("reconnecting", self._on_reconnecting)
@@ -170,14 +171,12 @@ class VoiceSession:
         token = agent_token(
             livekit.api_key, livekit.api_secret, room=self.room_name, identity=self.identity
         )
+        timeout = livekit.connect_timeout_seconds
+        if takeover:
+            timeout = max(timeout, REJOIN_TIMEOUT_SECONDS)
+        options = rtc.RoomOptions(auto_subscribe=True, dynacast=False)
         try:
-            await join_room(
-                self._room,
-                livekit.url,
-                token,
-                rtc.RoomOptions(auto_subscribe=True, dynacast=False),
-                livekit.connect_timeout_seconds,
-            )
+            await join_room(self._room, livekit.url, token, options, timeout)
             track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self._source.rtc)
             self._publication = await self._room.local_participant.publish_track(
                 track,

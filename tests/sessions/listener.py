@@ -99,6 +99,7 @@ class Listener:
         self.recording = Recording()
         self.source = rtc.AudioSource(RATE, 1, queue_size_ms=200)
         self._tasks: list[asyncio.Task[None]] = []
+        self._recorders: dict[str, asyncio.Task[None]] = {}  # by track sid
         self._speech: asyncio.Queue[npt.NDArray[np.int16]] = asyncio.Queue()
         self.subscribed = asyncio.Event()
         # perf_counter at which the last talk() starts leaving the microphone source: the
@@ -108,6 +109,7 @@ class Listener:
 
     async def join(self, url: str, token: str) -> None:
         self.room.on("track_subscribed", self._on_track)
+        self.room.on("track_unsubscribed", self._on_track_gone)
         self.room.register_text_stream_handler("lk.transcription", self._on_transcription)
         await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
         track = rtc.LocalAudioTrack.create_audio_track("mic", self.source)
@@ -120,7 +122,20 @@ class Listener:
         self, track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
     ) -> None:
         if track.kind == rtc.TrackKind.KIND_AUDIO:
-            self._tasks.append(asyncio.create_task(self._record(track), name="listener-rec"))
+            recorder = asyncio.create_task(self._record(track), name="listener-rec")
+            self._recorders[track.sid] = recorder
+            self._tasks.append(recorder)
+
+    def _on_track_gone(
+        self, track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
+        """Stop recording an unsubscribed track, as a client stops playing it. An agent that
+        rejoins under the same identity (a takeover) was seen to leave the old track's
+        stream yielding the new track's audio, chunk for chunk: recorded twice, it would
+        count as heard twice."""
+        recorder = self._recorders.pop(track.sid, None)
+        if recorder is not None:
+            recorder.cancel()
 
     def _on_transcription(self, reader: rtc.TextStreamReader, participant_identity: str) -> None:
         stream = TextStream(reader.info.stream_id, participant_identity, reader.info.attributes)

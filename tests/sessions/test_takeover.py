@@ -115,7 +115,9 @@ QUEUED_TEXT = "This sentence waits in the queue and must never be heard."
 AFTER_TEXT = "I am back, speaking through the other replica."
 
 
-def replica(name: str, redis_server: RedisServer, livekit: LiveKitServer) -> OrchestratorProcess:
+def replica(
+    name: str, redis_server: RedisServer, livekit: LiveKitServer, **env: str
+) -> OrchestratorProcess:
     return OrchestratorProcess(
         env={
             "ORCH_INSTANCE_ID": name,
@@ -123,6 +125,7 @@ def replica(name: str, redis_server: RedisServer, livekit: LiveKitServer) -> Orc
             **livekit.orchestrator_env(),
             "ORCH_REPLICA_TTL_SECONDS": "1.5",
             "ORCH_LOG_JSON": "false",
+            **env,
         }
     )
 
@@ -148,9 +151,14 @@ async def test_killing_the_owner_hands_the_session_to_another_replica(
     rejoins the room, and the listener hears the next `say` sent to it. The event stream
     (served by the other replica throughout) reports the utterance cut off with the heard
     position its owner last recorded, the queued one as never spoken, then
-    agent_reconnected; ids never repeat; nothing said before the crash is heard again."""
+    agent_reconnected; ids never repeat; nothing said before the crash is heard again.
+    The other replica's connect timeout for new sessions is far below any real join: its
+    rejoin waits REJOIN_TIMEOUT_SECONDS instead, as it must on a loaded machine."""
     run = free_port()
-    owner, other = (replica(f"{n}-{run}", redis_server, livekit_server) for n in ("a", "b"))
+    owner = replica(f"a-{run}", redis_server, livekit_server)
+    other = replica(
+        f"b-{run}", redis_server, livekit_server, ORCH_LIVEKIT_CONNECT_TIMEOUT_SECONDS="0.001"
+    )
     await asyncio.gather(asyncio.to_thread(owner.start), asyncio.to_thread(other.start))
     store = RedisStore(redis_server.url)
     listener = Listener()
