@@ -100,6 +100,11 @@ async def client_loop(api: httpx.AsyncClient, until: float, seen: Counter[str]) 
             await session_round(api, rng, seen)
 
 
+async def utterance_state(api: httpx.AsyncClient, session_id: str, utterance_id: str) -> str:
+    found = (await api.get(f"/sessions/{session_id}")).json().get("utterances") or []
+    return next((u["state"] for u in found if u["utterance_id"] == utterance_id), "unknown")
+
+
 async def session_round(api: httpx.AsyncClient, rng: random.Random, seen: Counter[str]) -> None:
     """A session with a listener: it says one text, and the listener hears it."""
     created = await post(api, "/sessions", {}, seen)
@@ -119,8 +124,12 @@ async def session_round(api: httpx.AsyncClient, rng: random.Random, seen: Counte
         seen[f"say {said.status_code}"] += 1
         failures(said)
         if said.status_code == 202:
-            heard = await listener.recording.wait_audible(HEARD_SECONDS, asked, within=60)
-            seen["heard" if heard else "not heard"] += 1
+            if await listener.recording.wait_audible(HEARD_SECONDS, asked, within=60):
+                seen["heard"] += 1
+            else:  # the utterance's state tells refused (failed) from lost (still speaking)
+                utterance = said.json()["utterance_id"]
+                state = await utterance_state(api, session["session_id"], utterance)
+                seen[f"not heard ({state})"] += 1
     finally:
         await listener.leave()
         ended = await api.delete(f"/sessions/{session['session_id']}")
