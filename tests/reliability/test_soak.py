@@ -2,7 +2,8 @@
 minutes: no server error (a 503 at capacity is retried after its Retry-After, as clients
 do), memory flat after warm-up, tasks back to baseline afterwards.
 Sessions have a listener (the rtc SDK) and really speak: every utterance accepted is heard,
-counted at the listener."""
+counted at the listener. The listeners run in a process of their own, so the memory measured
+is the orchestrator's (with its clients' HTTP calls), not the listeners' rooms as well."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from orchestrator.cli import Orchestrator
 from tests.conftest import orchestrator_settings
 from tests.livekit_server import LiveKitServer
 from tests.processes import WorkerProcess
-from tests.sessions.listener import Listener
+from tests.reliability.remote_listeners import RemoteListeners
 
 SECONDS = float(os.environ.get("VO_TEST_SOAK_SECONDS", "120"))
 WARM_UP = min(20.0, SECONDS / 4)
@@ -74,7 +75,9 @@ async def sample_rss(process: psutil.Process, samples: list[int]) -> None:
         await asyncio.sleep(RSS_SAMPLE_SECONDS)
 
 
-async def client_loop(api: httpx.AsyncClient, until: float, seen: Counter[str]) -> None:
+async def client_loop(
+    api: httpx.AsyncClient, listeners: RemoteListeners, until: float, seen: Counter[str]
+) -> None:
     rng = random.Random()
     while time.monotonic() < until:
         pick = rng.random()
@@ -97,7 +100,7 @@ async def client_loop(api: httpx.AsyncClient, until: float, seen: Counter[str]) 
             seen[f"speech {response.status_code}"] += 1
             failures(response)
         else:
-            await session_round(api, rng, seen)
+            await session_round(api, listeners, rng, seen)
 
 
 async def utterance_state(api: httpx.AsyncClient, session_id: str, utterance_id: str) -> str:
@@ -105,7 +108,9 @@ async def utterance_state(api: httpx.AsyncClient, session_id: str, utterance_id:
     return next((u["state"] for u in found if u["utterance_id"] == utterance_id), "unknown")
 
 
-async def session_round(api: httpx.AsyncClient, rng: random.Random, seen: Counter[str]) -> None:
+async def session_round(
+    api: httpx.AsyncClient, listeners: RemoteListeners, rng: random.Random, seen: Counter[str]
+) -> None:
     """A session with a listener: it says one text, and the listener hears it."""
     created = await post(api, "/sessions", {}, seen)
     seen[f"session {created.status_code}"] += 1
@@ -113,10 +118,9 @@ async def session_round(api: httpx.AsyncClient, rng: random.Random, seen: Counte
     if created.status_code != 201:
         return
     session = created.json()
-    listener = Listener()
+    name = session["session_id"]
     try:
-        await listener.join(session["url"], session["token"])
-        await asyncio.wait_for(listener.subscribed.wait(), 30)
+        await listeners.join(name, session["url"], session["token"])
         asked = time.perf_counter()
         said = await post(
             api, f"/sessions/{session['session_id']}/say", {"text": rng.choice(TEXTS)}, seen
@@ -124,14 +128,14 @@ async def session_round(api: httpx.AsyncClient, rng: random.Random, seen: Counte
         seen[f"say {said.status_code}"] += 1
         failures(said)
         if said.status_code == 202:
-            if await listener.recording.wait_audible(HEARD_SECONDS, asked, within=60):
+            if await listeners.hear(name, HEARD_SECONDS, asked, within=60):
                 seen["heard"] += 1
             else:  # the utterance's state tells refused (failed) from lost (still speaking)
                 utterance = said.json()["utterance_id"]
                 state = await utterance_state(api, session["session_id"], utterance)
                 seen[f"not heard ({state})"] += 1
     finally:
-        await listener.leave()
+        await listeners.leave(name)
         ended = await api.delete(f"/sessions/{session['session_id']}")
         seen[f"delete {ended.status_code}"] += 1
         failures(ended)
@@ -150,6 +154,8 @@ async def test_soak_mixed_traffic(
         )
     )
     await orch.start()
+    listeners = RemoteListeners()
+    await listeners.start()
     process = psutil.Process()
     try:
         before = asyncio.all_tasks()
@@ -161,7 +167,10 @@ async def test_soak_mixed_traffic(
         ) as api:
             started = time.monotonic()
             until = started + SECONDS
-            clients = [asyncio.create_task(client_loop(api, until, seen)) for _ in range(CLIENTS)]
+            clients = [
+                asyncio.create_task(client_loop(api, listeners, until, seen))
+                for _ in range(CLIENTS)
+            ]
             await asyncio.sleep(WARM_UP)
             # Sampled, not read once: how many rooms and streams are open at one instant
             # moves RSS by tens of MiB (each room runs its own native threads), so one read
@@ -177,7 +186,9 @@ async def test_soak_mixed_traffic(
             await asyncio.sleep(0.1)
         tasks_end = len(asyncio.all_tasks())
         leftover = [describe(t) for t in asyncio.all_tasks() - before]
+        listeners_rss = psutil.Process(listeners.pid).memory_info().rss
     finally:
+        await listeners.aclose()
         await orch.stop()
     third = len(rss) // 3
     rss_first, rss_last = statistics.median(rss[:third]), statistics.median(rss[-third:])
@@ -185,7 +196,8 @@ async def test_soak_mixed_traffic(
     print(
         f"\nsoak {SECONDS:.0f}s x {CLIENTS} clients: {dict(seen)}; RSS median "
         f"{rss_first / 2**20:.0f} -> {rss_last / 2**20:.0f} MiB ({growth:+.1%}) over "
-        f"{len(rss)} samples; tasks {baseline_tasks} -> {tasks_end}"
+        f"{len(rss)} samples; tasks {baseline_tasks} -> {tasks_end}; listeners' process "
+        f"{listeners_rss / 2**20:.0f} MiB"
     )
     assert not [k for k in seen if k.split()[-1].startswith("5")], (seen, SERVER_ERRORS[:5])
     assert sum(seen.values()) > CLIENTS
