@@ -130,10 +130,16 @@ class RemoteListeners:
         if self._proc is None:
             return
         assert self._proc.stdin is not None
-        self._proc.stdin.close()
-        await asyncio.wait_for(self._proc.wait(), 30)
-        if self._reader is not None:
-            await self._reader
+        self._proc.stdin.close()  # the child leaves its rooms and ends
+        try:
+            await asyncio.wait_for(self._proc.wait(), 30)
+        except TimeoutError:
+            self._proc.kill()  # never left running after the test
+            await self._proc.wait()
+            raise
+        finally:
+            if self._reader is not None:
+                await self._reader
 
 
 if __name__ == "__main__":

@@ -118,25 +118,23 @@ async def session_round(
     if created.status_code != 201:
         return
     session = created.json()
-    name = session["session_id"]
+    session_id = session["session_id"]
     try:
-        await listeners.join(name, session["url"], session["token"])
+        await listeners.join(session_id, session["url"], session["token"])
         asked = time.perf_counter()
-        said = await post(
-            api, f"/sessions/{session['session_id']}/say", {"text": rng.choice(TEXTS)}, seen
-        )
+        said = await post(api, f"/sessions/{session_id}/say", {"text": rng.choice(TEXTS)}, seen)
         seen[f"say {said.status_code}"] += 1
         failures(said)
         if said.status_code == 202:
-            if await listeners.hear(name, HEARD_SECONDS, asked, within=60):
+            if await listeners.hear(session_id, HEARD_SECONDS, asked, within=60):
                 seen["heard"] += 1
             else:  # the utterance's state tells refused (failed) from lost (still speaking)
                 utterance = said.json()["utterance_id"]
-                state = await utterance_state(api, session["session_id"], utterance)
+                state = await utterance_state(api, session_id, utterance)
                 seen[f"not heard ({state})"] += 1
     finally:
-        await listeners.leave(name)
-        ended = await api.delete(f"/sessions/{session['session_id']}")
+        await listeners.leave(session_id)
+        ended = await api.delete(f"/sessions/{session_id}")
         seen[f"delete {ended.status_code}"] += 1
         failures(ended)
 
